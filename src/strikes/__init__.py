@@ -1,0 +1,73 @@
+"""strikes: record what agent code, experiments and evaluation loops do, at almost no cost."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from strikes._api import log_artifact as log_artifact
+from strikes._api import log_input as log_input
+from strikes._api import log_inputs as log_inputs
+from strikes._api import log_metric as log_metric
+from strikes._api import log_metrics as log_metrics
+from strikes._api import log_output as log_output
+from strikes._api import log_outputs as log_outputs
+from strikes._api import log_param as log_param
+from strikes._api import log_params as log_params
+from strikes._api import push_update as push_update
+from strikes._api import push_update_async as push_update_async
+from strikes._api import tag as tag
+from strikes._config import Settings as Settings
+from strikes._config import configure as configure
+from strikes._context import NoRunWarning as NoRunWarning
+from strikes._run import Run as Run
+from strikes._run import get_current_run as get_current_run
+from strikes._run import run as run
+from strikes._task import TaskSpan as TaskSpan
+from strikes._task import task_span as task_span
+from strikes._values import MetricPoint as MetricPoint
+from strikes.runtime.actor import DeliveryPolicy as DeliveryPolicy
+from strikes.sinks import ConsoleSink as ConsoleSink
+from strikes.sinks import LocalStore as LocalStore
+from strikes.sinks import MemorySink as MemorySink
+from strikes.sinks import Sink as Sink
+from strikes.store import RunRecord as RunRecord
+from strikes.store import Store as Store
+from strikes.store import TaskRecord as TaskRecord
+from strikes.store import open_store as open_store
+
+try:
+    __version__ = version("strikes")
+except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = "0.0.0"
+
+__all__ = [
+    "ConsoleSink",
+    "DeliveryPolicy",
+    "LocalStore",
+    "MemorySink",
+    "MetricPoint",
+    "NoRunWarning",
+    "Run",
+    "RunRecord",
+    "Settings",
+    "Sink",
+    "Store",
+    "TaskRecord",
+    "TaskSpan",
+    "__version__",
+    "configure",
+    "get_current_run",
+    "log_artifact",
+    "log_input",
+    "log_inputs",
+    "log_metric",
+    "log_metrics",
+    "log_output",
+    "log_outputs",
+    "log_param",
+    "log_params",
+    "open_store",
+    "push_update",
+    "push_update_async",
+    "run",
+    "tag",
+    "task_span",
+]

@@ -1,0 +1,340 @@
+"""Run: the context manager (sync and async) that opens a run, and its live view."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import socket
+import time
+import traceback
+import weakref
+from collections.abc import Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import anyio.to_thread
+
+from strikes._config import Settings, get_settings
+from strikes._context import Span, current_span
+from strikes._ids import new_run_id, new_span_id, random_run_name
+from strikes._values import to_builtins
+from strikes.events import Blob, Error, Event, RunFinished, RunStarted
+from strikes.runtime.actor import Actor, ArtifactJob
+from strikes.runtime.loop import get_runtime
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Run", "check_name", "check_tags", "get_current_run", "run"]
+
+MAX_NAME_LENGTH = 1024
+
+
+def check_name(argument: str, value: object) -> str:
+    """Return ``value`` if it is a usable name; raises ``TypeError``/``ValueError`` naming ``argument``."""
+    if type(value) is not str:
+        raise TypeError(f"{argument} must be a str, got {type(value).__qualname__}")
+    if not value or not value.strip():
+        raise ValueError(f"{argument} must not be empty")
+    if len(value) > MAX_NAME_LENGTH:
+        raise ValueError(f"{argument} must be at most {MAX_NAME_LENGTH} characters, got {len(value)}")
+    if "\x00" in value:
+        raise ValueError(f"{argument} must not contain NUL characters")
+    return value
+
+
+def check_tags(argument: str, tags: Iterable[str]) -> tuple[str, ...]:
+    """Return ``tags`` as a tuple of names; a bare string is refused (it would split in letters)."""
+    if isinstance(tags, str) or not isinstance(tags, Iterable):
+        raise TypeError(f"{argument} must be a list of str, got {type(tags).__qualname__}")
+    return tuple(check_name(argument, tag) for tag in tags)
+
+
+def error_events(
+    span: Span, exc: BaseException, next_seq: Callable[[], int]
+) -> tuple[Error, str]:
+    """The error event for ``exc`` raised in ``span``, and its one-line text."""
+    text = f"{type(exc).__qualname__}: {exc}"
+    event = Error(
+        span.run.run_id,
+        span.span_id,
+        span.parent_id,
+        next_seq(),
+        time.time_ns(),
+        type(exc).__qualname__,
+        str(exc),
+        "".join(traceback.format_exception(exc)),
+    )
+    return event, text
+
+
+_live_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_fork_hook_installed = False
+
+
+def _after_fork_in_child() -> None:
+    # Runs inherited from the parent get a writer of their own in this process, made on
+    # first use: the parent's actor lives on a thread that does not exist here.
+    for inherited in list(_live_runs):
+        inherited._detach_after_fork()
+
+
+class Run(Span):
+    """One experiment or session: use ``with run(...)`` or ``async with run(...)``.
+
+    While open it is the current run of its context: ``log_*`` calls, tasks and
+    ``push_update()`` act on it. ``tasks``/``all_tasks`` give the live task tree and
+    ``stats`` the writer's counts.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_actor",
+        "_final_stats",
+        "_pid",
+        "_settings",
+        "_token",
+        "attributes",
+        "error",
+        "name",
+        "next_seq",
+        "params",
+        "project",
+        "put",
+        "run_id",
+        "status",
+        "tags",
+    )
+
+    def __init__(
+        self,
+        name: str | None = None,
+        *,
+        project: str | None = None,
+        tags: Iterable[str] = (),
+        settings: Settings | None = None,
+        **attributes: Any,
+    ) -> None:
+        super().__init__()
+        self._settings = settings if settings is not None else get_settings()
+        self.name = check_name("name", name) if name is not None else random_run_name()
+        self.project = check_name("project", project) if project is not None else self._settings.project
+        self.tags = list(dict.fromkeys(check_tags("tags", tags)))
+        self.attributes: dict[str, Any] = {
+            check_name("attribute name", key): to_builtins(value) for key, value in attributes.items()
+        }
+        self.run_id = new_run_id()
+        self.span_id = new_span_id()
+        self.parent_id = ""
+        self.label = ""
+        self.run = self
+        self.children = []
+        self.params: dict[str, Any] = {}
+        self.status = "pending"
+        self.error: str | None = None
+        self._actor: Actor | None = None
+        self._token: Any = None
+        self._pid = os.getpid()
+        self._final_stats: dict[str, int] | None = None
+        self.put: Callable[[Event], None] = self._not_open
+        self.next_seq: Callable[[], int] = self._not_open_seq
+
+    def __repr__(self) -> str:
+        return f"Run(name={self.name!r}, run_id={self.run_id!r}, project={self.project!r}, status={self.status!r})"
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def _not_open(self, event: Event) -> None:
+        raise RuntimeError(f"run {self.name!r} is not open")
+
+    def _not_open_seq(self) -> int:
+        raise RuntimeError(f"run {self.name!r} is not open")
+
+    def _new_actor(self, *, owner: bool) -> Actor:
+        settings = self._settings
+        actor = Actor(
+            get_runtime(),
+            run_id=self.run_id,
+            span_id=self.span_id,
+            sinks=settings.sinks,
+            batch_size=settings.batch_size,
+            mailbox_size=settings.mailbox_size,
+            backpressure=settings.backpressure,
+            flush_interval=settings.flush_interval,
+            delivery=settings.delivery,
+            owner=owner,
+        )
+        actor.start()
+        self._actor = actor
+        self.put = actor.put
+        self.next_seq = actor.next_seq
+        return actor
+
+    def _start(self) -> Self:
+        global _fork_hook_installed  # noqa: PLW0603
+        if self.status != "pending":
+            raise RuntimeError(f"run {self.name!r} was already started; make a new run()")
+        current = current_span.get()
+        if current is not None:
+            raise RuntimeError(
+                f"run {self.name!r} cannot open inside run {current.run.name!r} in the same "
+                "context; use a task for nested work, or start it in a separate task/thread"
+            )
+        if not _fork_hook_installed:
+            _fork_hook_installed = True
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+        self._new_actor(owner=True)
+        self.status = "running"
+        self.put(
+            RunStarted(
+                self.run_id,
+                self.span_id,
+                "",
+                self.next_seq(),
+                time.time_ns(),
+                self.name,
+                self.project,
+                tuple(self.tags),
+                self.attributes,
+                pid=self._pid,
+                host=socket.gethostname(),
+            )
+        )
+        self._token = current_span.set(self)
+        _live_runs.add(self)
+        return self
+
+    def _detach_after_fork(self) -> None:
+        self._actor = None
+        self.put = self._put_in_child
+
+    def _put_in_child(self, event: Event) -> None:
+        # First event of an inherited run in a forked child: a writer of its own, keeping
+        # the inherited sequence so numbers stay monotonic within this process.
+        next_seq = self.next_seq
+        actor = self._writer()
+        actor.next_seq = next_seq
+        self.next_seq = next_seq
+        actor.put(event)
+
+    def _writer(self) -> Actor:
+        """This process's actor for the run (made anew in a forked child)."""
+        actor = self._actor
+        if actor is None:
+            actor = self._new_actor(owner=False)
+        return actor
+
+    def _finish(self, exc: BaseException | None) -> concurrent.futures.Future[None]:
+        if self.status != "running":
+            raise RuntimeError(f"run {self.name!r} is not open")
+        actor = self._writer()
+        if exc is not None:
+            event, self.error = error_events(self, exc, self.next_seq)
+            self.put(event)
+            self.status = "failed"
+        else:
+            self.status = "finished"
+        if os.getpid() == self._pid:  # a forked child never ends its parent's run
+            actor.finished = True
+            self.put(
+                RunFinished(
+                    self.run_id,
+                    self.span_id,
+                    "",
+                    self.next_seq(),
+                    time.time_ns(),
+                    self.status,
+                    self.error,
+                    actor.stats(),
+                )
+            )
+        self._reset_context()
+        _live_runs.discard(self)
+        return actor.runtime.submit(actor.close())
+
+    def _reset_context(self) -> None:
+        token, self._token = self._token, None
+        try:
+            current_span.reset(token)
+        except ValueError:  # exited in another context than it was entered in
+            if current_span.get() is self:
+                current_span.set(None)
+
+    def _closed(self) -> None:
+        actor = self._actor
+        if actor is not None:
+            self._final_stats = actor.stats()
+        self.put = self._not_open
+        self.next_seq = self._not_open_seq
+
+    def __enter__(self) -> Self:
+        return self._start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._finish(exc).result()
+        self._closed()
+
+    async def __aenter__(self) -> Self:
+        return self._start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        future = self._finish(exc)
+        await anyio.to_thread.run_sync(future.result)
+        self._closed()
+
+    # -- live view -----------------------------------------------------------------
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Counts of this process's writer: ``events``, ``dropped``, ``queued``, ...."""
+        if self._final_stats is not None:
+            return dict(self._final_stats)
+        if self._actor is None:
+            return {"events": 0, "dropped": 0, "blocked": 0, "queued": 0, "undelivered": 0}
+        return self._actor.stats()
+
+    def push_update(self) -> None:
+        """Block until everything logged to this run so far is in every sink."""
+        actor = self._writer()
+        actor.runtime.submit(actor.flush()).result()
+
+    async def push_update_async(self) -> None:
+        """Like :meth:`push_update`, without blocking the caller's event loop."""
+        actor = self._writer()
+        future = actor.runtime.submit(actor.flush())
+        await anyio.to_thread.run_sync(future.result)
+
+    def _put_blob(self, blob: Blob) -> None:
+        self._writer().blobs.append(blob)
+
+    def _put_job(self, job: ArtifactJob) -> None:
+        actor = self._writer()
+        actor.jobs.append(job)
+        actor._wake_threadsafe()
+
+
+def run(
+    name: str | None = None,
+    *,
+    project: str | None = None,
+    tags: Iterable[str] = (),
+    **attributes: Any,
+) -> Run:
+    """Make a run to open with ``with`` or ``async with``; unnamed runs get a random name."""
+    return Run(name, project=project, tags=tags, **attributes)
+
+
+def get_current_run() -> Run | None:
+    """The run open in this context, if any."""
+    span = current_span.get()
+    return span.run if span is not None else None

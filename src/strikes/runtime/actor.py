@@ -1,0 +1,314 @@
+"""A run's actor: drains its mailbox, folds events into state, and feeds batches to sinks.
+
+One actor per run per process (the process's *writer* of that run). It lives on the
+runtime loop in three phases, like a pykka actor: started, running (the flush loop), and
+closing (drain everything, deliver a final batch, flush the sinks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import os
+import random
+import time
+from collections import deque
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import anyio.to_thread
+import structlog
+
+from strikes.events import Artifact, ArtifactFile, Blob, Error, Event, RunFinished
+from strikes.runtime.mailbox import Backpressure, Mailbox
+from strikes.runtime.state import RunState
+from strikes.sinks.base import Batch
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from strikes.runtime.loop import Runtime
+    from strikes.sinks.base import Sink
+
+__all__ = ["Actor", "ArtifactJob", "DeliveryPolicy"]
+
+_log = structlog.get_logger("strikes.actor")
+
+
+class DeliveryPolicy(NamedTuple):
+    """How hard an actor tries a failing sink before it gives a batch up."""
+
+    attempts: int = 4
+    """Writes tried per batch and sink, the first included."""
+    backoff: float = 0.05
+    """Seconds before the first retry; doubled each retry, with up to 50% jitter."""
+    timeout: float = 30.0
+    """Seconds one write may take before it counts as failed."""
+
+
+class ArtifactJob(NamedTuple):
+    """A request to store a file or directory, resolved (hashed) on the actor's side."""
+
+    name: str
+    source: Path
+    span_id: str
+    parent_id: str
+    seq: int
+    ts: int
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    with path.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256")
+    return digest.hexdigest(), path.stat().st_size
+
+
+def _hash_tree(source: Path) -> tuple[bool, list[tuple[str, str, int, Path]]]:
+    """Hash a file, or every file under a directory: (is_dir, [(relpath, hash, size, abs)])."""
+    if source.is_dir():
+        found = []
+        for path in sorted(p for p in source.rglob("*") if p.is_file()):
+            digest, size = _hash_file(path)
+            found.append((path.relative_to(source).as_posix(), digest, size, path))
+        return True, found
+    digest, size = _hash_file(source)
+    return False, [(source.name, digest, size, source)]
+
+
+class Actor:
+    """The writer of one run in this process: mailbox, state, flush loop and delivery."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        run_id: str,
+        span_id: str,
+        sinks: Sequence[Sink],
+        batch_size: int,
+        mailbox_size: int,
+        backpressure: Backpressure,
+        flush_interval: float,
+        delivery: DeliveryPolicy,
+        owner: bool,
+    ) -> None:
+        self.runtime = runtime
+        self.run_id = run_id
+        self.span_id = span_id
+        self.writer_id = f"{time.time_ns():x}-{os.getpid()}-{random.getrandbits(32):08x}"
+        self.sinks = tuple(sinks)
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.delivery = delivery
+        self.owner = owner
+        self.next_seq = itertools.count().__next__
+        self.mailbox: Mailbox[Event] = Mailbox(
+            batch_size=batch_size,
+            max_size=mailbox_size,
+            policy=backpressure,
+            wake=self._wake_threadsafe,
+        )
+        self.put = self.mailbox.put
+        self.blobs: deque[Blob] = deque()
+        self.jobs: deque[ArtifactJob] = deque()
+        self.state = RunState(run_id, owner=owner)
+        self.finished = False
+        self.drained = 0
+        self.undelivered = 0
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._closing = False
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    # -- any thread ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the flush loop on the runtime."""
+        self.runtime.actors.add(self)
+        self.runtime.call_soon(self._spawn)
+
+    def _wake_threadsafe(self) -> None:
+        self.runtime.call_soon(self._wake.set)
+
+    def stats(self) -> dict[str, int]:
+        """Counts a user can read on ``Run.stats``."""
+        mailbox = self.mailbox.statistics()
+        return {
+            "events": self.drained + mailbox.queued,
+            "dropped": mailbox.dropped,
+            "blocked": mailbox.blocked,
+            "queued": mailbox.queued,
+            "undelivered": self.undelivered,
+        }
+
+    # -- the runtime loop ------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        self.mailbox.bind_consumer()
+        self._task = self.runtime.loop.create_task(self._run(), name=f"strikes-actor-{self.run_id}")
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                async with asyncio.timeout(self.flush_interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._closing:
+                break
+            try:
+                await self._deliver_pending(everything=False)
+            except Exception:  # the flush loop must outlive any bug in a batch
+                _log.exception("strikes: flush failed", run_id=self.run_id)
+
+    async def _deliver_pending(self, *, everything: bool, final: bool = False) -> None:
+        """Cut the mailbox into batches and deliver them: one due batch, or everything."""
+        async with self._lock:
+            mailbox = self.mailbox
+            while True:
+                events = mailbox.drain(self.batch_size)
+                more = len(mailbox) > 0
+                last = final and not more
+                if events or self.blobs or self.jobs or last:
+                    await self._deliver(events, final=last)
+                if not more or (not everything and len(mailbox) < self.batch_size):
+                    return
+
+    async def _deliver(self, events: list[Event], *, final: bool) -> None:
+        blobs: list[Blob] = []
+        while self.blobs:
+            blobs.append(self.blobs.popleft())
+        while self.jobs:
+            await self._resolve_artifact(self.jobs.popleft(), events, blobs)
+        self.state.fold(events)
+        self.drained += len(events)
+        batch = Batch(
+            run_id=self.run_id,
+            writer_id=self.writer_id,
+            events=events,
+            blobs=blobs,
+            state=self.state,
+            final=final,
+        )
+        if len(self.sinks) == 1:
+            await self._write(self.sinks[0], batch)
+        else:
+            await asyncio.gather(*(self._write(sink, batch) for sink in self.sinks))
+
+    async def _resolve_artifact(
+        self, job: ArtifactJob, events: list[Event], blobs: list[Blob]
+    ) -> None:
+        try:
+            is_dir, found = await anyio.to_thread.run_sync(_hash_tree, job.source)
+        except OSError as exc:
+            _log.warning(
+                "strikes: artifact vanished before it was stored",
+                run_id=self.run_id,
+                artifact=job.name,
+                source=str(job.source),
+                error=str(exc),
+            )
+            events.append(
+                Error(
+                    self.run_id,
+                    job.span_id,
+                    job.parent_id,
+                    job.seq,
+                    job.ts,
+                    "ArtifactMissing",
+                    f"artifact {job.name!r} from {str(job.source)!r} could not be read: {exc}",
+                )
+            )
+            return
+        files = tuple(ArtifactFile(rel, digest, size) for rel, digest, size, _ in found)
+        blobs.extend(Blob(digest, source=str(path)) for _, digest, _, path in found)
+        events.append(
+            Artifact(
+                self.run_id,
+                job.span_id,
+                job.parent_id,
+                job.seq,
+                job.ts,
+                job.name,
+                str(job.source),
+                is_dir,
+                files,
+            )
+        )
+
+    async def _write(self, sink: Sink, batch: Batch) -> None:
+        policy = self.delivery
+        delay = policy.backoff
+        for attempt in range(1, policy.attempts + 1):
+            try:
+                await self.runtime.ensure_open(sink)
+                async with asyncio.timeout(policy.timeout):
+                    await sink.write(batch)
+            except Exception as exc:
+                if attempt == policy.attempts:
+                    self.undelivered += len(batch.events)
+                    _log.error(
+                        "strikes: sink gave up on a batch",
+                        sink=sink.name,
+                        run_id=self.run_id,
+                        events=len(batch.events),
+                        attempts=attempt,
+                        error=repr(exc),
+                    )
+                    return
+                _log.warning(
+                    "strikes: sink failed, retrying",
+                    sink=sink.name,
+                    run_id=self.run_id,
+                    attempt=attempt,
+                    error=repr(exc),
+                )
+                await asyncio.sleep(delay * (1 + random.random() / 2))  # noqa: S311 - jitter
+                delay *= 2
+            else:
+                return
+
+    async def flush(self) -> None:
+        """Deliver everything put so far and flush every sink."""
+        await self._deliver_pending(everything=True)
+        await self._flush_sinks()
+
+    async def _flush_sinks(self) -> None:
+        for sink in self.sinks:
+            try:
+                await self.runtime.ensure_open(sink)
+                async with asyncio.timeout(self.delivery.timeout):
+                    await sink.flush()
+            except Exception as exc:
+                _log.error("strikes: sink flush failed", sink=sink.name, error=repr(exc))
+
+    async def close(self, *, status_if_open: str | None = None) -> None:
+        """Stop the flush loop, deliver a final batch and flush the sinks (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if status_if_open is not None and self.owner and not self.finished:
+            self.finished = True
+            self.put(
+                RunFinished(
+                    self.run_id,
+                    self.span_id,
+                    "",
+                    self.next_seq(),
+                    time.time_ns(),
+                    status_if_open,
+                    None,
+                    self.stats(),
+                )
+            )
+        self._closing = True
+        self.mailbox.close()
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        await self._deliver_pending(everything=True, final=True)
+        await self._flush_sinks()
+        self.runtime.actors.discard(self)

@@ -1,0 +1,495 @@
+"""Reading the local store: ``open_store()``, ``Store``, ``RunRecord`` and ``TaskRecord``."""
+
+from __future__ import annotations
+
+import heapq
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from strikes._values import MetricPoint, load_blob
+from strikes.events import (
+    Artifact,
+    ArtifactFile,
+    Error,
+    Event,
+    Input,
+    Metric,
+    Output,
+    Param,
+    RunFinished,
+    RunStarted,
+    Tag,
+    TaskFinished,
+    TaskStarted,
+    decode_events,
+)
+from strikes.store.layout import StoreLayout, default_store_dir, validate_run_id
+from strikes.store.manifest import Manifest, decode_manifest
+from strikes.store.segments import ReadReport, iter_frames
+
+__all__ = [
+    "ArtifactRecord",
+    "ErrorRecord",
+    "MissingObject",
+    "RunRecord",
+    "Store",
+    "TaskRecord",
+    "open_store",
+    "read_run_events",
+]
+
+
+def _datetime(ns: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else None
+
+
+@dataclass(frozen=True)
+class MissingObject:
+    """Stands for a value whose object file is not in the store."""
+
+    hash: str
+
+
+@dataclass
+class ErrorRecord:
+    """An exception recorded in a run or task."""
+
+    type: str
+    message: str
+    traceback: str
+    span_id: str
+    timestamp: datetime | None
+
+
+@dataclass
+class ArtifactRecord:
+    """A stored file or directory; ``object_path(file)`` finds each file's content."""
+
+    name: str
+    source: str
+    is_dir: bool
+    files: tuple[ArtifactFile, ...]
+    span_id: str
+    layout: StoreLayout = field(repr=False)
+
+    def object_path(self, file: ArtifactFile | None = None) -> Path:
+        """Where the content of ``file`` (default: the only file) is stored."""
+        chosen = file if file is not None else self.files[0]
+        return self.layout.object(chosen.hash)
+
+
+@dataclass
+class TaskRecord:
+    """A task as stored: identity, status, values, metrics and children."""
+
+    id: str
+    name: str
+    label: str
+    parent_id: str
+    failed: bool = False
+    error: str | None = None
+    tags: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, list[MetricPoint]] = field(default_factory=dict)
+    artifacts: list[ArtifactRecord] = field(default_factory=list)
+    tasks: list[TaskRecord] = field(default_factory=list)
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    finished: bool = False
+
+    @property
+    def output(self) -> Any:
+        """The task's return value (its ``output`` output), if recorded."""
+        return self.outputs.get("output")
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, if it ended."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return (self.ended_at - self.started_at).total_seconds()
+
+    @property
+    def all_tasks(self) -> list[TaskRecord]:
+        """Every task below this one, depth first."""
+        found: list[TaskRecord] = []
+        for child in self.tasks:
+            found.append(child)
+            found.extend(child.all_tasks)
+        return found
+
+
+def read_run_events(layout: StoreLayout, run_id: str, report: ReadReport | None = None) -> list[Event]:
+    """All events of a run from every writer's segments, merged by time then sequence."""
+    directory = layout.segments(run_id)
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    report = report if report is not None else ReadReport()
+    per_writer: dict[str, list[Event]] = {}
+    for file_name in names:
+        if not file_name.endswith(".seg"):
+            continue
+        writer = file_name.rsplit(".", 2)[0]
+        data = (directory / file_name).read_bytes()
+        events = per_writer.setdefault(writer, [])
+        for payload in iter_frames(data, report):
+            try:
+                events.extend(decode_events(payload))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                report.corrupt_frames += 1
+                report.notes.append(f"{file_name}: {exc}")
+    streams = [events for events in per_writer.values() if events]
+    if len(streams) == 1:
+        return streams[0]
+    return list(heapq.merge(*streams, key=lambda event: (event.ts, event.seq)))
+
+
+class RunRecord:
+    """A run as stored. Identity and summary come from the manifest; the rest loads on access."""
+
+    def __init__(self, layout: StoreLayout, manifest: Manifest) -> None:
+        self._layout = layout
+        self._manifest = manifest
+        self.id = manifest.id
+        self.read_report = ReadReport()
+
+    def __repr__(self) -> str:
+        return f"RunRecord(id={self.id!r}, name={self.name!r}, project={self.project!r}, status={self.status!r})"
+
+    # -- from the manifest (cheap) -------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The run's name."""
+        return self._manifest.name
+
+    @property
+    def project(self) -> str:
+        """The run's project."""
+        return self._manifest.project
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        """Attributes given to ``run(...)``."""
+        return self._manifest.attributes
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the run started."""
+        return _datetime(self._manifest.started_at)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When the run ended (``None`` while running)."""
+        if "_loaded" in self.__dict__:
+            return _datetime(self._loaded.ended_at)
+        return _datetime(self._manifest.ended_at)
+
+    @property
+    def last_seen(self) -> datetime | None:
+        """The time of the last event the store holds."""
+        if "_loaded" in self.__dict__:
+            return _datetime(self._loaded.last_seen)
+        return _datetime(self._manifest.last_seen)
+
+    @property
+    def status(self) -> str:
+        """``running``, ``finished`` or ``failed``."""
+        if "_loaded" in self.__dict__:
+            return self._loaded.status
+        return self._manifest.status
+
+    @property
+    def error(self) -> str | None:
+        """``Type: message`` of the exception that failed the run."""
+        if "_loaded" in self.__dict__:
+            return self._loaded.error
+        return self._manifest.error
+
+    @property
+    def tags(self) -> list[str]:
+        """The run's tags, given and added."""
+        if "_loaded" in self.__dict__:
+            return self._loaded.tags
+        return self._manifest.tags
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Parameters set on the run."""
+        if "_loaded" in self.__dict__:
+            return self._loaded.params
+        return self._manifest.params
+
+    # -- from the events (loaded once, on first use) --------------------------------
+
+    @cached_property
+    def _loaded(self) -> _Loaded:
+        events = read_run_events(self._layout, self.id, self.read_report)
+        return _Loaded.build(self._layout, self._manifest, events)
+
+    @property
+    def metrics(self) -> dict[str, list[MetricPoint]]:
+        """Run metrics by name, in logging order; task metrics mirrored as ``<label>.<name>``."""
+        return self._loaded.metrics
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        """Inputs logged on the run itself."""
+        return self._loaded.root.inputs
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        """Outputs logged on the run itself."""
+        return self._loaded.root.outputs
+
+    @property
+    def artifacts(self) -> list[ArtifactRecord]:
+        """Artifacts logged on the run itself."""
+        return self._loaded.root.artifacts
+
+    @property
+    def tasks(self) -> list[TaskRecord]:
+        """Top-level tasks, in start order."""
+        return self._loaded.root.tasks
+
+    @property
+    def all_tasks(self) -> list[TaskRecord]:
+        """Every task of the run, depth first."""
+        return self._loaded.root.all_tasks
+
+    @property
+    def errors(self) -> list[ErrorRecord]:
+        """Every error recorded in the run and its tasks."""
+        return self._loaded.errors
+
+    @property
+    def traceback(self) -> str | None:
+        """The traceback of the exception that failed the run."""
+        for error in self._loaded.errors:
+            if error.span_id == self._loaded.root.id:
+                return error.traceback
+        return None
+
+    @property
+    def events(self) -> list[Event]:
+        """Every stored event of the run, merged across writers."""
+        return self._loaded.events
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """``events`` read back, ``dropped`` by backpressure, and the writer's final counts."""
+        loaded = self._loaded
+        stats = dict(loaded.stats)
+        stats["events"] = len(loaded.events)
+        stats.setdefault("dropped", 0)
+        stats["torn_bytes"] = self.read_report.torn_bytes
+        stats["corrupt_frames"] = self.read_report.corrupt_frames
+        return stats
+
+    def task(self, name: str) -> TaskRecord:
+        """The first task called ``name``; raises ``KeyError`` if none."""
+        for task in self.all_tasks:
+            if task.name == name:
+                return task
+        raise KeyError(name)
+
+
+class _Loaded:
+    """Everything folded from a run's events."""
+
+    def __init__(self, events: list[Event], root: TaskRecord) -> None:
+        self.events = events
+        self.root = root
+        self.metrics: dict[str, list[MetricPoint]] = {}
+        self.errors: list[ErrorRecord] = []
+        self.status = "running"
+        self.error: str | None = None
+        self.tags: list[str] = []
+        self.params: dict[str, Any] = {}
+        self.ended_at: int | None = None
+        self.last_seen = 0
+        self.stats: dict[str, int] = {}
+
+    @classmethod
+    def build(cls, layout: StoreLayout, manifest: Manifest, events: list[Event]) -> _Loaded:
+        root = TaskRecord(id="", name=manifest.name, label="", parent_id="")
+        loaded = cls(events, root)
+        spans: dict[str, TaskRecord] = {}
+        run_metrics = loaded.metrics
+
+        def value_of(event: Input | Output) -> Any:
+            if event.ref is None:
+                return event.value
+            try:
+                return load_blob(layout.object(event.ref).read_bytes())
+            except (OSError, ValueError, msgspec.DecodeError):
+                return MissingObject(event.ref)
+
+        for event in events:
+            kind = type(event)
+            if kind is Metric:
+                m: Metric = event  # type: ignore[assignment]
+                point = MetricPoint(m.value, m.step, m.ts)
+                task = spans.get(m.span_id)
+                if task is None:  # the run's own span, or a span we never saw start
+                    run_metrics.setdefault(m.name, []).append(point)
+                else:
+                    task.metrics.setdefault(m.name, []).append(point)
+                    if task.label:
+                        run_metrics.setdefault(f"{task.label}.{m.name}", []).append(point)
+                continue
+            target = spans.get(event.span_id, root)
+            match event:
+                case RunStarted():
+                    root.id = event.span_id
+                    root.started_at = _datetime(event.ts)
+                    root.tags.extend(t for t in event.tags if t not in root.tags)
+                case RunFinished():
+                    loaded.status = event.status
+                    loaded.error = event.error
+                    loaded.ended_at = event.ts
+                    loaded.stats = dict(event.stats)
+                case TaskStarted():
+                    record = TaskRecord(
+                        id=event.span_id,
+                        name=event.name,
+                        label=event.label,
+                        parent_id=event.parent_id,
+                        tags=list(event.tags),
+                        attributes=dict(event.attributes),
+                        started_at=_datetime(event.ts),
+                    )
+                    spans[event.span_id] = record
+                    spans.get(event.parent_id, root).tasks.append(record)
+                case TaskFinished():
+                    target.failed = event.failed
+                    target.error = event.error
+                    target.ended_at = _datetime(event.ts)
+                    target.finished = True
+                case Param():
+                    target.params[event.name] = event.value
+                case Tag():
+                    target.tags.extend(t for t in event.tags if t not in target.tags)
+                case Input():
+                    target.inputs[event.name] = value_of(event)
+                case Output():
+                    target.outputs[event.name] = value_of(event)
+                case Artifact():
+                    target.artifacts.append(
+                        ArtifactRecord(
+                            event.name, event.source, event.is_dir, event.files, event.span_id, layout
+                        )
+                    )
+                case Error():
+                    loaded.errors.append(
+                        ErrorRecord(
+                            event.type, event.message, event.traceback, event.span_id, _datetime(event.ts)
+                        )
+                    )
+                case _:
+                    pass
+        loaded.params = root.params
+        loaded.tags = root.tags
+        if events:
+            loaded.last_seen = max(events[-1].ts, manifest.last_seen)
+        if loaded.status == "running" and manifest.status != "running":
+            loaded.status, loaded.error = manifest.status, manifest.error
+        return loaded
+
+
+class Store:
+    """A local store directory, read-only."""
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.layout = StoreLayout(path if path is not None else default_store_dir())
+
+    @property
+    def path(self) -> Path:
+        """The store's root directory."""
+        return self.layout.root
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def _manifest(self, run_id: str) -> Manifest | None:
+        try:
+            return decode_manifest(self.layout.manifest(run_id).read_bytes())
+        except FileNotFoundError:
+            return None
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def _rebuild_manifest(self, run_id: str) -> Manifest | None:
+        """A manifest recovered from the segments, for a run whose manifest is lost."""
+        events = read_run_events(self.layout, run_id)
+        started = next((e for e in events if type(e) is RunStarted), None)
+        if started is None:
+            return None
+        finished = next((e for e in reversed(events) if type(e) is RunFinished), None)
+        return Manifest(
+            id=run_id,
+            name=started.name,
+            project=started.project,
+            status=finished.status if finished else "running",
+            error=finished.error if finished else None,
+            tags=list(started.tags),
+            attributes=dict(started.attributes),
+            started_at=started.ts,
+            ended_at=finished.ts if finished else None,
+            last_seen=events[-1].ts,
+            events=len(events),
+            pid=started.pid,
+            host=started.host,
+        )
+
+    def run(self, run_id: str) -> RunRecord:
+        """The run with ``run_id``; raises ``KeyError`` if the store has no such run."""
+        validate_run_id(run_id)
+        manifest = self._manifest(run_id) or self._rebuild_manifest(run_id)
+        if manifest is None:
+            raise KeyError(f"no run {run_id!r} in {self.path}")
+        return RunRecord(self.layout, manifest)
+
+    def runs(
+        self,
+        project: str | None = None,
+        tags: list[str] | tuple[str, ...] | None = None,
+    ) -> list[RunRecord]:
+        """Runs of ``project`` (all when ``None``) carrying every tag in ``tags``, newest first."""
+        try:
+            entries = os.listdir(self.layout.runs)
+        except FileNotFoundError:
+            return []
+        wanted = set(tags or ())
+        found: list[RunRecord] = []
+        for run_id in entries:
+            try:
+                validate_run_id(run_id)
+            except ValueError:
+                continue
+            manifest = self._manifest(run_id) or self._rebuild_manifest(run_id)
+            if manifest is None:
+                continue
+            if project is not None and manifest.project != project:
+                continue
+            if wanted and not wanted.issubset(manifest.tags):
+                continue
+            found.append(RunRecord(self.layout, manifest))
+        found.sort(key=lambda record: (record._manifest.started_at, record.id), reverse=True)
+        return found
+
+
+def open_store(path: str | os.PathLike[str] | None = None) -> Store:
+    """Open the local store at ``path`` (default: ``$STRIKES_DIR`` or ``./.strikes``)."""
+    return Store(path)
