@@ -1,0 +1,44 @@
+"""Shared fixtures: every test gets its own store directory and fresh settings."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import strikes as dn
+from strikes import _config, _context
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every async test on both asyncio and trio."""
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True)
+def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private store for each test: ``$STRIKES_DIR`` and the default settings point at it."""
+    directory = tmp_path / "store"
+    monkeypatch.setenv("STRIKES_DIR", str(directory))
+    for name in ("STRIKES_PROJECT", "STRIKES_BACKPRESSURE", "STRIKES_CONSOLE", "STRIKES_BATCH_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    _config._settings = None
+    _context._warned.clear()
+    yield directory
+    _config._settings = None
+
+
+@pytest.fixture
+def memory() -> dn.MemorySink:
+    """A MemorySink installed as the only sink, for tests that look at raw events."""
+    sink = dn.MemorySink()
+    dn.configure(sinks=[sink])
+    return sink
+
+
+@pytest.fixture
+def store(store_dir: Path) -> dn.Store:
+    """The test's local store, opened for reading."""
+    return dn.open_store(store_dir)
