@@ -318,9 +318,8 @@ class Run(Span):
         self._writer().blobs.append(blob)
 
     def _put_job(self, job: ArtifactJob) -> None:
-        actor = self._writer()
-        actor.jobs.append(job)
-        actor._wake_threadsafe()
+        # Resolved with the next batch (size, age or push_update), like any event.
+        self._writer().jobs.append(job)
 
 
 def run(
