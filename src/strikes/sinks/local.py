@@ -61,6 +61,7 @@ class LocalStore(Sink):
         self._writers: dict[tuple[str, str], _SegmentWriter] = {}
         self._manifest_written: dict[str, int] = {}
         self._known_objects: set[str] = set()
+        self._dirs: set[Path] = set()
         self._host = socket.gethostname()
 
     @property
@@ -78,8 +79,21 @@ class LocalStore(Sink):
 
     async def open(self) -> None:
         """Create the store's directories."""
-        for directory in (self.layout.root, self.layout.runs, self.layout.objects):
+        for directory in (self.layout.runs, self.layout.objects):
+            await self._private_dir(directory)
+
+    async def _private_dir(self, path: Path) -> None:
+        """Make ``path`` and any missing parents, each 0700 (``makedirs`` only sets the leaf's)."""
+        if path in self._dirs:
+            return
+        missing = []
+        current = path
+        while not await aiofiles.os.path.isdir(current):
+            missing.append(current)
+            current = current.parent
+        for directory in reversed(missing):
             await aiofiles.os.makedirs(directory, mode=DIR_MODE, exist_ok=True)
+        self._dirs.add(path)
 
     async def write(self, batch: Batch) -> None:
         """Store the batch's objects, append its events as one frame, update the manifest."""
@@ -105,7 +119,7 @@ class LocalStore(Sink):
         data = frame(batch.encoded)
         if writer.file is None:
             path = self.layout.segment(batch.run_id, batch.writer_id, writer.part)
-            await aiofiles.os.makedirs(path.parent, mode=DIR_MODE, exist_ok=True)
+            await self._private_dir(path.parent)
             # Unbuffered: each frame reaches the OS in one write, so kill -9 loses nothing
             # that was written.
             writer.file = await aiofiles.open(path, "ab", buffering=0, opener=_private_opener)
@@ -126,7 +140,7 @@ class LocalStore(Sink):
         self._manifest_written[run_id] = now
         manifest = manifest_from_state(batch.state, pid=os.getpid(), host=self._host)
         path = self.layout.manifest(run_id)
-        await aiofiles.os.makedirs(path.parent, mode=DIR_MODE, exist_ok=True)
+        await self._private_dir(path.parent)
         tmp = path.with_name(f".manifest.{os.getpid()}.tmp")
         async with aiofiles.open(tmp, "wb", opener=_private_opener) as handle:
             await handle.write(encode_manifest(manifest))
@@ -137,7 +151,7 @@ class LocalStore(Sink):
             return
         target = self.layout.object(blob.hash)
         if not await aiofiles.os.path.exists(target):
-            await aiofiles.os.makedirs(target.parent, mode=DIR_MODE, exist_ok=True)
+            await self._private_dir(target.parent)
             tmp = target.with_name(f".{blob.hash}.{os.getpid()}.tmp")
             if blob.data is not None:
                 async with aiofiles.open(tmp, "wb", opener=_private_opener) as handle:
@@ -152,7 +166,7 @@ class LocalStore(Sink):
                         stored_hash=digest,
                     )
                     target = self.layout.object(digest)
-                    await aiofiles.os.makedirs(target.parent, mode=DIR_MODE, exist_ok=True)
+                    await self._private_dir(target.parent)
             await aiofiles.os.replace(tmp, target)
         self._known_objects.add(blob.hash)
 
