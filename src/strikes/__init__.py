@@ -1,6 +1,6 @@
 """strikes: record what agent code, experiments and evaluation loops do, at almost no cost."""
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from strikes._api import log_artifact as log_artifact
 from strikes._api import log_input as log_input
@@ -34,8 +34,8 @@ from strikes.store import TaskRecord as TaskRecord
 from strikes.store import open_store as open_store
 
 try:
-    __version__ = version("strikes")
-except PackageNotFoundError:  # running from a source tree without installing
+    __version__ = _metadata.version("strikes")
+except _metadata.PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
 __all__ = [
