@@ -22,7 +22,12 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
     """A private store for each test: ``$STRIKES_DIR`` and the default settings point at it."""
     directory = tmp_path / "store"
     monkeypatch.setenv("STRIKES_DIR", str(directory))
-    for name in ("STRIKES_PROJECT", "STRIKES_BACKPRESSURE", "STRIKES_CONSOLE", "STRIKES_BATCH_SIZE"):
+    for name in (
+        "STRIKES_PROJECT",
+        "STRIKES_BACKPRESSURE",
+        "STRIKES_CONSOLE",
+        "STRIKES_BATCH_SIZE",
+    ):
         monkeypatch.delenv(name, raising=False)
     _config._settings = None
     _context._warned.clear()

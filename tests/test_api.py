@@ -105,7 +105,11 @@ class TestBadInput:
             (lambda: dn.log_metric("m", None), TypeError, "metric value"),  # type: ignore[arg-type]
             (lambda: dn.log_metric("m", 1, step=1.5), TypeError, "step must be an int"),  # type: ignore[arg-type]
             (lambda: dn.log_metric("m", 1, timestamp=3), TypeError, "timestamp must be a datetime"),  # type: ignore[arg-type]
-            (lambda: dn.log_metric("m", 1, aggregation="median"), ValueError, "aggregation must be"),
+            (
+                lambda: dn.log_metric("m", 1, aggregation="median"),
+                ValueError,
+                "aggregation must be",
+            ),
             (lambda: dn.log_param("", 1), ValueError, "name must not be empty"),
             (lambda: dn.log_input(None, 1), TypeError, "name must be a str"),  # type: ignore[arg-type]
             (lambda: dn.tag("ok", ""), ValueError, "tags must not be empty"),
@@ -114,7 +118,9 @@ class TestBadInput:
             (lambda: dn.log_artifact(3), TypeError, "path must be"),  # type: ignore[arg-type]
         ],
     )
-    def test_errors_name_the_argument(self, call: object, error: type[Exception], match: str) -> None:
+    def test_errors_name_the_argument(
+        self, call: object, error: type[Exception], match: str
+    ) -> None:
         """A bad argument raises at the call site, with the argument's name in the message."""
         with dn.run("r"), pytest.raises(error, match=match):
             call()  # type: ignore[operator]
@@ -129,7 +135,9 @@ class TestBadInput:
             ({"tags": ["ok", 1]}, TypeError, "tags must be a str"),
         ],
     )
-    def test_run_arguments(self, kwargs: dict[str, object], error: type[Exception], match: str) -> None:
+    def test_run_arguments(
+        self, kwargs: dict[str, object], error: type[Exception], match: str
+    ) -> None:
         """run() refuses bad names, projects and tags, naming them."""
         with pytest.raises(error, match=match):
             dn.run(**kwargs)  # type: ignore[arg-type]

@@ -63,9 +63,18 @@ class TestUnion:
             EXAMPLES[3].value = 1.0  # type: ignore[misc]
 
     def test_bad_data_raises_decode_error(self) -> None:
-        """Garbage is refused with msgspec's DecodeError/ValidationError, not a crash."""
-        with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
-            decode_events(b"\x91\x92\xa4nope\x01")
+        """Bytes that are not a msgpack array are refused with msgspec's DecodeError."""
+        with pytest.raises(msgspec.DecodeError):
+            decode_events(b"\xc1")
+        with pytest.raises(msgspec.DecodeError):
+            decode_events(msgspec.msgpack.encode("not a list"))
+
+    def test_malformed_event_in_a_batch_is_skipped(self) -> None:
+        """One malformed event does not hide the others of its batch."""
+        batch = msgspec.msgpack.encode(
+            [["metric", "too", "short"], ["tag", RUN, SPAN, "", 1, 2, ["a"]]]
+        )
+        assert decode_events(batch) == [Tag(RUN, SPAN, "", 1, 2, ("a",))]
 
     def test_schema_version_is_recorded(self) -> None:
         """RunStarted carries the schema version by default."""
@@ -77,3 +86,11 @@ def test_all_names_are_exported() -> None:
     public = {name for name in vars(events) if not name.startswith("_")}
     imported = {"annotations", "Any", "msgspec"}
     assert set(events.__all__) == public - imported
+
+
+def test_unknown_kinds_from_a_newer_writer_are_skipped() -> None:
+    """A batch holding a kind this release does not know still yields the known events."""
+    future = msgspec.msgpack.encode(["from_the_future", RUN, SPAN, "", 99, 1, "extra"])
+    known = encode_events([EXAMPLES[3]])
+    mixed = b"\x92" + future + known[1:]  # a two-element array: the unknown event, then a metric
+    assert decode_events(mixed) == [EXAMPLES[3]]

@@ -67,7 +67,7 @@ class TestCreatingRuns:
         ]
 
     def test_project_per_run_and_from_configure(self, store: dn.Store) -> None:
-        """A run's project comes from run(project=...), else configure(project=...), else Default."""
+        """The project comes from run(project=...), else configure(project=...), else Default."""
         with dn.run("a", project="model-training"):
             pass
         dn.configure(project="configured")
@@ -190,7 +190,9 @@ class TestParallelRuns:
         for record in records:
             index = int(record.name.removeprefix("run-"))
             assert record.params == {"index": index}
-            assert [p.value for p in record.metrics["value"]] == [index * 1000 + s for s in range(50)]
+            assert [p.value for p in record.metrics["value"]] == [
+                index * 1000 + s for s in range(50)
+            ]
             assert [p.step for p in record.metrics["value"]] == list(range(50))
             assert [task.name for task in record.tasks] == [f"task-{index}"]
             assert record.metrics[f"task-{index}.inner"][0].value == index

@@ -115,7 +115,12 @@ def _run_script(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
     script.write_text(textwrap.dedent(body))
     env = {**os.environ, "STRIKES_DIR": str(tmp_path / "store")}
     return subprocess.run(
-        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -159,7 +164,7 @@ class TestExit:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 class TestFork:
     def test_forked_child_writes_through_its_own_runtime(self, store: dn.Store) -> None:
-        """A child forked inside a run logs through a writer of its own; the parent's run ends once."""
+        """A forked child logs through a writer of its own; the parent's run ends once."""
         with dn.run("forking") as run:
             dn.log_metric("parent", 1)
             dn.push_update()

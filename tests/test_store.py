@@ -68,7 +68,11 @@ class TestLayout:
             dn.log_metric(hostile, 1)
             dn.log_param(hostile, hostile)
         (record,) = store.runs()
-        assert (record.name, record.project, record.params) == (hostile, "/etc/passwd", {hostile: hostile})
+        assert (record.name, record.project, record.params) == (
+            hostile,
+            "/etc/passwd",
+            {hostile: hostile},
+        )
         assert sorted(p.name for p in store.path.iterdir()) == ["objects", "runs"]
 
 
@@ -99,7 +103,9 @@ class TestTornSegments:
 
     def test_corrupt_frame_in_the_middle_is_skipped(self) -> None:
         """A frame whose checksum fails is skipped; the frames after it still read."""
-        payloads = [encode_events([Metric("r" * 32, "s" * 16, "", i, 0, "m", float(i))]) for i in range(3)]
+        payloads = [
+            encode_events([Metric("r" * 32, "s" * 16, "", i, 0, "m", float(i))]) for i in range(3)
+        ]
         data = bytearray(MAGIC + b"".join(frame(p) for p in payloads))
         data[len(MAGIC) + 8 + 3] ^= 0xFF  # flip a byte inside the first payload
         report = ReadReport()
@@ -132,7 +138,13 @@ class TestManifest:
             for value in (3, 1, 2):
                 dn.log_metric("m", value, step=value)
         manifest = json.loads((store.path / "runs" / run.run_id / "manifest.json").read_text())
-        assert manifest["metrics"]["m"] == {"count": 3, "last": 2.0, "last_step": 2, "min": 1.0, "max": 3.0}
+        assert manifest["metrics"]["m"] == {
+            "count": 3,
+            "last": 2.0,
+            "last_step": 2,
+            "min": 1.0,
+            "max": 3.0,
+        }
         assert manifest["status"] == "finished"
 
     def test_running_run_shows_as_running(self, store: dn.Store) -> None:

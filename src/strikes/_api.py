@@ -77,7 +77,17 @@ def log_metric(
         attributes = to_builtins(dict(attributes))
     run = span.run
     run.put(
-        Metric(run.run_id, span.span_id, span.parent_id, run.next_seq(), ts, name, value, step, attributes)
+        Metric(
+            run.run_id,
+            span.span_id,
+            span.parent_id,
+            run.next_seq(),
+            ts,
+            name,
+            value,
+            step,
+            attributes,
+        )
     )
     if span is not run:  # tasks keep their metrics live, for scorers and top_n
         metrics = span.metrics  # type: ignore[attr-defined]
@@ -128,7 +138,9 @@ def log_param(name: str, value: Any) -> None:
     stored = to_builtins(value)
     if span is run:
         run.params[name] = stored
-    run.put(Param(run.run_id, span.span_id, span.parent_id, run.next_seq(), _time_ns(), name, stored))
+    run.put(
+        Param(run.run_id, span.span_id, span.parent_id, run.next_seq(), _time_ns(), name, stored)
+    )
 
 
 def log_params(params: Mapping[str, Any] | None = None, /, **values: Any) -> None:
@@ -137,7 +149,7 @@ def log_params(params: Mapping[str, Any] | None = None, /, **values: Any) -> Non
         log_param(param_name, param)
 
 
-def _log_value(kind: type[Input] | type[Output], what: str, name: str, value: Any) -> None:
+def _log_value(kind: type[Input | Output], what: str, name: str, value: Any) -> None:
     check_name("name", name)
     span = _current(what)
     if span is None:

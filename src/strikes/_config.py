@@ -81,17 +81,23 @@ def _check_positive_int(name: str, value: object) -> int:
 
 def _check_interval(value: object) -> float:
     if type(value) not in (int, float):
-        raise TypeError(f"flush_interval must be a number of seconds, got {type(value).__qualname__}")
+        raise TypeError(
+            f"flush_interval must be a number of seconds, got {type(value).__qualname__}"
+        )
     seconds = float(cast("float", value))
     if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(f"flush_interval must be a positive, finite number of seconds, got {value}")
+        raise ValueError(
+            f"flush_interval must be a positive, finite number of seconds, got {value}"
+        )
     return seconds
 
 
 def _check_backpressure(value: object) -> Backpressure:
     if value not in BACKPRESSURE_POLICIES:
-        raise ValueError(f"backpressure must be one of {', '.join(BACKPRESSURE_POLICIES)}; got {value!r}")
-    return cast("Backpressure", value)
+        raise ValueError(
+            f"backpressure must be one of {', '.join(BACKPRESSURE_POLICIES)}; got {value!r}"
+        )
+    return value
 
 
 def _check_sinks(sinks: Iterable[Sink], directory: Path) -> tuple[Sink, ...]:
@@ -135,7 +141,9 @@ def configure(
     )
     batch = _check_positive_int(
         "batch_size",
-        batch_size if batch_size is not None else _env("STRIKES_BATCH_SIZE", int, DEFAULT_BATCH_SIZE),
+        batch_size
+        if batch_size is not None
+        else _env("STRIKES_BATCH_SIZE", int, DEFAULT_BATCH_SIZE),
     )
     mailbox = _check_positive_int(
         "mailbox_size",
@@ -150,9 +158,7 @@ def configure(
     )
     if delivery is not None and not isinstance(delivery, DeliveryPolicy):
         raise TypeError(f"delivery must be a DeliveryPolicy, got {type(delivery).__qualname__}")
-    chosen = (
-        _check_sinks(sinks, directory) if sinks is not None else (LocalStore(directory),)
-    )
+    chosen = _check_sinks(sinks, directory) if sinks is not None else (LocalStore(directory),)
     if console if console is not None else _env("STRIKES_CONSOLE", _parse_bool, False):  # noqa: FBT003
         chosen = (*chosen, ConsoleSink())
     settings = Settings(

@@ -99,4 +99,3 @@ def warn_no_run(what: str, *, stacklevel: int = 3) -> None:
         NoRunWarning,
         stacklevel=stacklevel,
     )
-

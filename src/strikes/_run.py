@@ -31,13 +31,15 @@ MAX_NAME_LENGTH = 1024
 
 
 def check_name(argument: str, value: object) -> str:
-    """Return ``value`` if it is a usable name; raises ``TypeError``/``ValueError`` naming ``argument``."""
+    """Return ``value`` if usable as a name; raises TypeError/ValueError naming ``argument``."""
     if type(value) is not str:
         raise TypeError(f"{argument} must be a str, got {type(value).__qualname__}")
     if not value or not value.strip():
         raise ValueError(f"{argument} must not be empty")
     if len(value) > MAX_NAME_LENGTH:
-        raise ValueError(f"{argument} must be at most {MAX_NAME_LENGTH} characters, got {len(value)}")
+        raise ValueError(
+            f"{argument} must be at most {MAX_NAME_LENGTH} characters, got {len(value)}"
+        )
     if "\x00" in value:
         raise ValueError(f"{argument} must not contain NUL characters")
     return value
@@ -50,9 +52,7 @@ def check_tags(argument: str, tags: Iterable[str]) -> tuple[str, ...]:
     return tuple(check_name(argument, tag) for tag in tags)
 
 
-def error_events(
-    span: Span, exc: BaseException, next_seq: Callable[[], int]
-) -> tuple[Error, str]:
+def error_events(span: Span, exc: BaseException, next_seq: Callable[[], int]) -> tuple[Error, str]:
     """The error event for ``exc`` raised in ``span``, and its one-line text."""
     text = f"{type(exc).__qualname__}: {exc}"
     event = Error(
@@ -118,10 +118,13 @@ class Run(Span):
         super().__init__()
         self._settings = settings if settings is not None else get_settings()
         self.name = check_name("name", name) if name is not None else random_run_name()
-        self.project = check_name("project", project) if project is not None else self._settings.project
+        self.project = (
+            check_name("project", project) if project is not None else self._settings.project
+        )
         self.tags = list(dict.fromkeys(check_tags("tags", tags)))
         self.attributes: dict[str, Any] = {
-            check_name("attribute name", key): to_builtins(value) for key, value in attributes.items()
+            check_name("attribute name", key): to_builtins(value)
+            for key, value in attributes.items()
         }
         self.run_id = new_run_id()
         self.span_id = new_span_id()
@@ -140,11 +143,14 @@ class Run(Span):
         self.next_seq: Callable[[], int] = self._not_open_seq
 
     def __repr__(self) -> str:
-        return f"Run(name={self.name!r}, run_id={self.run_id!r}, project={self.project!r}, status={self.status!r})"
+        return (
+            f"Run(name={self.name!r}, run_id={self.run_id!r}, "
+            f"project={self.project!r}, status={self.status!r})"
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
-    def _not_open(self, event: Event) -> None:
+    def _not_open(self, event: Event) -> None:  # noqa: ARG002 - stands in for put()
         raise RuntimeError(f"run {self.name!r} is not open")
 
     def _not_open_seq(self) -> int:
@@ -218,7 +224,7 @@ class Run(Span):
         actor.put(event)
 
     def _writer(self) -> Actor:
-        """This process's actor for the run (made anew in a forked child)."""
+        """Return the actor of this process for the run (made anew in a forked child)."""
         actor = self._actor
         if actor is None:
             actor = self._new_actor(owner=False)

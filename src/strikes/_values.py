@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 import numbers
 import warnings
+from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import msgspec
@@ -94,11 +94,10 @@ def metric_value(value: object) -> float:
         return float(value)
     if hasattr(value, "__float__") and not isinstance(value, (str, bytes)):
         try:
-            return float(value)  # type: ignore[arg-type]
+            return float(value)
         except (TypeError, ValueError):
             pass
     raise TypeError(f"metric value must be a real number, got {kind.__qualname__}: {value!r:.80}")
-
 
 
 class MetricPoint(msgspec.Struct, frozen=True, gc=False):

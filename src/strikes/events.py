@@ -189,7 +189,9 @@ AnyEvent = (
 """The tagged union of every event kind."""
 
 _encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(list[AnyEvent])  # type: ignore[valid-type]
+_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
+_one_decoder = msgspec.msgpack.Decoder(AnyEvent)
+_raw_list_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 
 
 def encode_events(events: list[Event]) -> bytes:
@@ -198,6 +200,19 @@ def encode_events(events: list[Event]) -> bytes:
 
 
 def decode_events(data: bytes | memoryview) -> list[Event]:
-    """Decode a msgpack array of events; raises ``msgspec.DecodeError`` on bad data."""
-    events: list[Event] = _decoder.decode(data)
+    """Decode a msgpack array of events, skipping kinds this release does not know.
+
+    Raises ``msgspec.DecodeError`` when ``data`` is not a msgpack array.
+    """
+    try:
+        return list(_decoder.decode(data))
+    except msgspec.ValidationError:
+        pass
+    # A newer writer's kinds (or one bad event) must not hide the events we can read.
+    events: list[Event] = []
+    for raw in _raw_list_decoder.decode(data):
+        try:
+            events.append(_one_decoder.decode(raw))
+        except msgspec.ValidationError:
+            continue
     return events

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import concurrent.futures.thread  # noqa: F401 - registers its exit hook before ours
+import concurrent.futures.thread
 import contextlib
 import os
 import threading
@@ -120,7 +120,9 @@ class Runtime:
         try:
             future.result(timeout)
         except concurrent.futures.TimeoutError:
-            _log.error("strikes: shutdown timed out; some events may not be flushed", timeout=timeout)
+            _log.error(
+                "strikes: shutdown timed out; some events may not be flushed", timeout=timeout
+            )
         except Exception:
             _log.exception("strikes: shutdown failed")
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -153,7 +155,7 @@ def _start_runtime() -> Runtime:
 
 def shutdown_runtime() -> None:
     """Flush everything and stop the runtime; the next run starts a new one."""
-    global _runtime  # noqa: PLW0603
+    global _runtime
     with _runtime_lock:
         runtime, _runtime = _runtime, None
     if runtime is not None and runtime.pid == os.getpid():

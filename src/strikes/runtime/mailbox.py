@@ -42,7 +42,7 @@ class MailboxStatistics(NamedTuple):
     """Times a producer had to wait for room under the ``block`` policy."""
 
 
-class Mailbox(Generic[T]):  # noqa: UP046 - Python 3.11 has no PEP 695 syntax
+class Mailbox(Generic[T]):
     """A bounded multi-producer, single-consumer queue with explicit backpressure."""
 
     __slots__ = (
@@ -54,8 +54,8 @@ class Mailbox(Generic[T]):  # noqa: UP046 - Python 3.11 has no PEP 695 syntax
         "_max_size",
         "_policy",
         "_threshold",
-        "_wake",
         "_waiters",
+        "_wake",
         "batch_size",
         "closed",
         "wake_pending",

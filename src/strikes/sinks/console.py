@@ -21,7 +21,7 @@ class ConsoleSink(Sink):
     def __init__(
         self,
         *,
-        logger: structlog.typing.BindableLogger | None = None,
+        logger: Any = None,
         metrics: bool = True,
     ) -> None:
         self._logger = logger if logger is not None else structlog.get_logger("strikes")

@@ -133,7 +133,8 @@ class LocalStore(Sink):
         now = time.monotonic_ns()
         last = self._manifest_written.get(run_id)
         boundary = batch.final or any(
-            type(event) in (RunStarted, RunFinished) for event in batch.events[:1] + batch.events[-1:]
+            type(event) in (RunStarted, RunFinished)
+            for event in batch.events[:1] + batch.events[-1:]
         )
         if last is not None and not boundary and now - last < MANIFEST_INTERVAL_NS:
             return
@@ -190,4 +191,3 @@ class LocalStore(Sink):
         """Close every open segment file."""
         for key in list(self._writers):
             await self._close_writer(key)
-

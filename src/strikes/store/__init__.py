@@ -8,4 +8,12 @@ from strikes.store.reader import Store as Store
 from strikes.store.reader import TaskRecord as TaskRecord
 from strikes.store.reader import open_store as open_store
 
-__all__ = ["ArtifactRecord", "ErrorRecord", "MissingObject", "RunRecord", "Store", "TaskRecord", "open_store"]
+__all__ = [
+    "ArtifactRecord",
+    "ErrorRecord",
+    "MissingObject",
+    "RunRecord",
+    "Store",
+    "TaskRecord",
+    "open_store",
+]
