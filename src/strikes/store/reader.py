@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import fnmatch
 import heapq
 import os
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -29,8 +31,18 @@ from strikes.events import (
     TaskStarted,
     decode_events,
 )
+from strikes.store.export import Backend, Format, to_frame, write_table
 from strikes.store.layout import StoreLayout, default_store_dir, validate_run_id
 from strikes.store.manifest import Manifest, decode_manifest
+from strikes.store.query import (
+    MetricRow,
+    RunQuery,
+    Table,
+    TimeBound,
+    metrics_table,
+    runs_table,
+    tasks_table,
+)
 from strikes.store.segments import ReadReport, iter_frames
 
 __all__ = [
@@ -105,6 +117,16 @@ class TaskRecord:
     started_at: datetime | None = None
     ended_at: datetime | None = None
     finished: bool = False
+    run_id: str = ""
+    depth: int = 0
+    """0 for a top-level task, one more per level below."""
+
+    @property
+    def status(self) -> str:
+        """``running`` until it ends, then ``failed`` or ``finished``."""
+        if not self.finished:
+            return "running"
+        return "failed" if self.failed else "finished"
 
     @property
     def output(self) -> Any:
@@ -128,11 +150,13 @@ class TaskRecord:
         return found
 
 
-def read_run_events(layout: StoreLayout, run_id: str, report: ReadReport | None = None) -> list[Event]:
+def read_run_events(
+    layout: StoreLayout, run_id: str, report: ReadReport | None = None
+) -> list[Event]:
     """All events of a run from every writer's segments, merged by time then sequence."""
     directory = layout.segments(run_id)
     try:
-        names = sorted(os.listdir(directory))
+        names = sorted(os.listdir(directory))  # noqa: PTH208 - plain names, no Path per entry
     except FileNotFoundError:
         return []
     report = report if report is not None else ReadReport()
@@ -165,9 +189,25 @@ class RunRecord:
         self.read_report = ReadReport()
 
     def __repr__(self) -> str:
-        return f"RunRecord(id={self.id!r}, name={self.name!r}, project={self.project!r}, status={self.status!r})"
+        return (
+            f"RunRecord(id={self.id!r}, name={self.name!r}, "
+            f"project={self.project!r}, status={self.status!r})"
+        )
 
     # -- from the manifest (cheap) -------------------------------------------------
+
+    @property
+    def manifest(self) -> Manifest:
+        """The manifest the run was listed from (summaries of run metrics, counts, host, pid)."""
+        return self._manifest
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end; ``None`` while running."""
+        started, ended = self._manifest.started_at, self.ended_at
+        if not started or ended is None:
+            return None
+        return ended.timestamp() - started / 1e9
 
     @property
     def name(self) -> str:
@@ -322,7 +362,9 @@ class _Loaded:
         self.stats: dict[str, int] = {}
 
     @classmethod
-    def build(cls, layout: StoreLayout, manifest: Manifest, events: list[Event]) -> _Loaded:
+    def build(  # noqa: C901, PLR0912, PLR0915 - one dispatch over every event kind
+        cls, layout: StoreLayout, manifest: Manifest, events: list[Event]
+    ) -> _Loaded:
         root = TaskRecord(id="", name=manifest.name, label="", parent_id="")
         loaded = cls(events, root)
         spans: dict[str, TaskRecord] = {}
@@ -361,6 +403,7 @@ class _Loaded:
                     loaded.ended_at = event.ts
                     loaded.stats = dict(event.stats)
                 case TaskStarted():
+                    parent = spans.get(event.parent_id)
                     record = TaskRecord(
                         id=event.span_id,
                         name=event.name,
@@ -369,9 +412,11 @@ class _Loaded:
                         tags=list(event.tags),
                         attributes=dict(event.attributes),
                         started_at=_datetime(event.ts),
+                        run_id=manifest.id,
+                        depth=0 if parent is None else parent.depth + 1,
                     )
                     spans[event.span_id] = record
-                    spans.get(event.parent_id, root).tasks.append(record)
+                    (root if parent is None else parent).tasks.append(record)
                 case TaskFinished():
                     target.failed = event.failed
                     target.error = event.error
@@ -388,13 +433,22 @@ class _Loaded:
                 case Artifact():
                     target.artifacts.append(
                         ArtifactRecord(
-                            event.name, event.source, event.is_dir, event.files, event.span_id, layout
+                            event.name,
+                            event.source,
+                            event.is_dir,
+                            event.files,
+                            event.span_id,
+                            layout,
                         )
                     )
                 case Error():
                     loaded.errors.append(
                         ErrorRecord(
-                            event.type, event.message, event.traceback, event.span_id, _datetime(event.ts)
+                            event.type,
+                            event.message,
+                            event.traceback,
+                            event.span_id,
+                            _datetime(event.ts),
                         )
                     )
                 case _:
@@ -465,29 +519,197 @@ class Store:
         self,
         project: str | None = None,
         tags: list[str] | tuple[str, ...] | None = None,
+        *,
+        status: str | Collection[str] | None = None,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        since: TimeBound | None = None,
+        until: TimeBound | None = None,
+        limit: int | None = None,
     ) -> list[RunRecord]:
-        """Runs of ``project`` (all when ``None``) carrying every tag in ``tags``, newest first."""
+        """Runs matching every given filter, newest first.
+
+        ``project`` and ``status`` match exactly (``status`` may be a list), ``tags`` must
+        all be present, ``name`` is a glob pattern, ``params`` maps param names to the value
+        they must equal (or a predicate), ``since``/``until`` bound the start time (an aware
+        datetime, a timedelta before now, or epoch seconds). Raises ``TypeError`` or
+        ``ValueError`` naming a bad argument.
+        """
+        query = RunQuery.build(
+            project=project,
+            tags=tags,
+            status=status,
+            name=name,
+            params=params,
+            since=since,
+            until=until,
+        )
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+        found = [
+            RunRecord(self.layout, manifest)
+            for manifest in self._manifests()
+            if query.matches(manifest)
+        ]
+        found.sort(key=lambda record: (record._manifest.started_at, record.id), reverse=True)
+        return found if limit is None else found[:limit]
+
+    def _manifests(self) -> Iterator[Manifest]:
+        """Every run's manifest, rebuilt from its segments when it is missing or unreadable."""
         try:
-            entries = os.listdir(self.layout.runs)
+            entries = os.listdir(self.layout.runs)  # noqa: PTH208 - 10,000s of names, no Path each
         except FileNotFoundError:
-            return []
-        wanted = set(tags or ())
-        found: list[RunRecord] = []
+            return
         for run_id in entries:
+            if len(run_id) != 32:  # cheap pre-check before the regex; skips temp files
+                continue
             try:
                 validate_run_id(run_id)
             except ValueError:
                 continue
             manifest = self._manifest(run_id) or self._rebuild_manifest(run_id)
-            if manifest is None:
-                continue
-            if project is not None and manifest.project != project:
-                continue
-            if wanted and not wanted.issubset(manifest.tags):
-                continue
-            found.append(RunRecord(self.layout, manifest))
-        found.sort(key=lambda record: (record._manifest.started_at, record.id), reverse=True)
-        return found
+            if manifest is not None:
+                yield manifest
+
+    def resolve(self, ref: str) -> RunRecord:
+        """The run named by ``ref``: a run id, a unique id prefix, or a run name (newest wins).
+
+        Raises ``KeyError`` when nothing matches and ``LookupError`` when a prefix or a
+        name is ambiguous.
+        """
+        if not isinstance(ref, str) or not ref:
+            raise KeyError("a run reference must be a non-empty str")
+        if len(ref) == 32:
+            try:
+                return self.run(ref)
+            except (KeyError, ValueError):
+                pass
+        manifests = list(self._manifests())
+        if all(c in "0123456789abcdef" for c in ref):
+            by_prefix = [m for m in manifests if m.id.startswith(ref)]
+            if len(by_prefix) == 1:
+                return RunRecord(self.layout, by_prefix[0])
+            if len(by_prefix) > 1:
+                ids = ", ".join(sorted(m.id[:12] for m in by_prefix)[:5])
+                raise LookupError(f"run id prefix {ref!r} is ambiguous: {ids}")
+        by_name = sorted(
+            (m for m in manifests if m.name == ref), key=lambda m: m.started_at, reverse=True
+        )
+        if not by_name:
+            raise KeyError(f"no run with id, id prefix or name {ref!r} in {self.path}")
+        if len(by_name) > 1 and len({m.id for m in by_name}) > 1:
+            ids = ", ".join(m.id[:12] for m in by_name[:5])
+            raise LookupError(
+                f"run name {ref!r} is ambiguous ({len(by_name)} runs: {ids}); use an id prefix"
+            )
+        return RunRecord(self.layout, by_name[0])
+
+    def _select(
+        self, runs: Iterable[RunRecord | str] | None, filters: dict[str, Any]
+    ) -> list[RunRecord]:
+        if runs is None:
+            return self.runs(**filters)
+        if filters:
+            raise TypeError("pass either runs or filters, not both")
+        if isinstance(runs, (str, RunRecord)):
+            runs = [runs]
+        return [run if isinstance(run, RunRecord) else self.resolve(run) for run in runs]
+
+    def metrics(
+        self,
+        runs: Iterable[RunRecord | str] | None = None,
+        *,
+        names: str | Collection[str] | None = None,
+        **filters: Any,
+    ) -> list[MetricRow]:
+        """Every metric point of ``runs`` (default: runs matching ``filters``, see :meth:`runs`).
+
+        ``names`` keeps only those metrics. Rows come run by run, each metric in logging order.
+        """
+        wanted = [names] if isinstance(names, str) else names
+        table = metrics_table(self._select(runs, filters), wanted)
+        stamps = [_datetime(ns) or datetime.fromtimestamp(0, tz=UTC) for ns in table["timestamp"]]
+        return list(
+            map(
+                MetricRow._make,
+                zip(
+                    table["run_id"],
+                    table["run_name"],
+                    table["metric"],
+                    table["step"],
+                    table["value"],
+                    stamps,
+                    strict=True,
+                ),
+            )
+        )
+
+    def tasks(
+        self,
+        runs: Iterable[RunRecord | str] | None = None,
+        *,
+        task_name: str | None = None,
+        label: str | None = None,
+        task_status: str | None = None,
+        **filters: Any,
+    ) -> list[TaskRecord]:
+        """Tasks of ``runs`` (default: the runs matching ``filters``), depth first, run by run.
+
+        ``task_name`` is a glob pattern on the task name, ``label`` matches exactly and
+        ``task_status`` is ``running``, ``finished`` or ``failed``. Each task's ``run_id``
+        says which run it belongs to.
+        """
+        return [
+            task
+            for record in self._select(runs, filters)
+            for task in record.all_tasks
+            if (task_name is None or fnmatch.fnmatchcase(task.name, task_name))
+            and (label is None or task.label == label)
+            and (task_status is None or task.status == task_status)
+        ]
+
+    def table(
+        self,
+        kind: Literal["runs", "metrics", "tasks"],
+        runs: Iterable[RunRecord | str] | None = None,
+        *,
+        names: Collection[str] | None = None,
+        **filters: Any,
+    ) -> Table:
+        """The ``runs``, ``metrics`` or ``tasks`` table as columns (see ``docs/reading.md``)."""
+        selected = self._select(runs, filters)
+        if kind == "runs":
+            return runs_table(selected)
+        if kind == "metrics":
+            return metrics_table(selected, [names] if isinstance(names, str) else names)
+        if kind == "tasks":
+            return tasks_table(selected)
+        raise ValueError(f"kind must be 'runs', 'metrics' or 'tasks', got {kind!r}")
+
+    def dataframe(
+        self,
+        kind: Literal["runs", "metrics", "tasks"] = "runs",
+        runs: Iterable[RunRecord | str] | None = None,
+        *,
+        backend: Backend = "pandas",
+        names: Collection[str] | None = None,
+        **filters: Any,
+    ) -> Any:
+        """The ``kind`` table as a pandas (default) or polars DataFrame (needs the extra)."""
+        return to_frame(self.table(kind, runs, names=names, **filters), backend)
+
+    def export(
+        self,
+        kind: Literal["runs", "metrics", "tasks"],
+        path: str | os.PathLike[str],
+        runs: Iterable[RunRecord | str] | None = None,
+        *,
+        fmt: Format | None = None,
+        names: Collection[str] | None = None,
+        **filters: Any,
+    ) -> Path:
+        """Write the ``kind`` table to ``path``: CSV, Parquet or JSON lines (default: by suffix)."""
+        return write_table(self.table(kind, runs, names=names, **filters), path, fmt)
 
 
 def open_store(path: str | os.PathLike[str] | None = None) -> Store:
