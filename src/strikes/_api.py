@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 _time_ns = time.time_ns
+_get_span = current_span.get
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
@@ -45,7 +46,7 @@ def _timestamp_ns(timestamp: object) -> int:
     return (timestamp - _EPOCH) // _ONE_MICROSECOND * 1000
 
 
-def log_metric(
+def log_metric(  # noqa: C901 - one flat hot path beats helper calls per metric
     name: str,
     value: float,
     *,
@@ -60,7 +61,9 @@ def log_metric(
     value with the earlier ones of the same name in the same span. NaN and infinities are
     kept. Raises ``TypeError``/``ValueError`` naming a bad argument.
     """
-    span = current_span.get()
+    # The hot path of the library: every check is one cheap comparison, the rare cases
+    # (coercion, aggregation, explicit timestamps, attributes) branch off it.
+    span = _get_span()
     if type(name) is not str or not name or len(name) > 1024:
         check_name("name", name)
     if type(value) is not float:
@@ -70,11 +73,14 @@ def log_metric(
     if span is None:
         warn_no_run("log_metric")
         return value
-    if aggregation is not None:
-        value = span.aggregate(name, value, aggregation)
-    ts = _time_ns() if timestamp is None else _timestamp_ns(timestamp)
-    if attributes is not None:
-        attributes = to_builtins(dict(attributes))
+    ts = _time_ns()
+    if aggregation is not None or timestamp is not None or attributes is not None:
+        if aggregation is not None:
+            value = span.aggregate(name, value, aggregation)
+        if timestamp is not None:
+            ts = _timestamp_ns(timestamp)
+        if attributes is not None:
+            attributes = to_builtins(dict(attributes))
     run = span.run
     run.put(
         Metric(

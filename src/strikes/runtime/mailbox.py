@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Generic, Literal, NamedTuple, TypeVar
 
 from strikes.events import Metric
@@ -151,13 +152,17 @@ class Mailbox(Generic[T]):
         items = self._items
         count = min(len(items), limit)
         popleft = items.popleft
-        taken: list[T] = []
-        append = taken.append
-        try:
-            for _ in range(count):
-                append(popleft())
-        except IndexError:  # a drop_oldest producer took one first
-            pass
+        if self._policy != "drop_oldest":
+            # only this consumer pops: `count` items are surely there
+            taken = [popleft() for _ in repeat(None, count)]
+        else:  # producers pop too: stop at empty rather than lose what was taken
+            taken = []
+            append = taken.append
+            for _ in repeat(None, count):
+                try:
+                    append(popleft())
+                except IndexError:
+                    break
         if self._waiters:
             with self._cond:
                 self._cond.notify_all()
