@@ -1,0 +1,23 @@
+"""The README's Python examples run as written and store what they say."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import strikes as dn
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_python_blocks_run_in_order(store_dir: Path) -> None:
+    """Every ```python block of the README runs, in order, in one namespace."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    assert len(blocks) >= 2
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own docs
+    (record,) = dn.open_store(store_dir).runs(project="my-project")
+    assert record.name == "training-lr-0.01"
+    assert record.metrics["evaluate.accuracy"][0].value == 0.93
+    assert record.attributes == {"environment": "staging"}
