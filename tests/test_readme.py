@@ -16,7 +16,7 @@ def test_readme_python_blocks_run_in_order(store_dir: Path) -> None:
     assert len(blocks) >= 2
     namespace: dict[str, object] = {}
     for block in blocks:
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own docs
+        exec(compile(block, str(README), "exec"), namespace)
     (record,) = dn.open_store(store_dir).runs(project="my-project")
     assert record.name == "training-lr-0.01"
     assert record.metrics["evaluate.accuracy"][0].value == 0.93
