@@ -1,0 +1,66 @@
+"""Helpers for testing code that logs to strikes: ``capture()`` and a pytest fixture.
+
+```python
+from strikes.testing import capture
+
+def test_my_agent():
+    with capture() as sink:
+        run_my_agent()          # opens dn.run(...) and logs
+    assert sink.metrics()["score"] == [1.0]
+```
+
+With pytest, the ``strikes_capture`` fixture does the same for a whole test (the plugin
+is registered automatically when strikes is installed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from strikes import _config
+from strikes.sinks.memory import MemorySink
+
+__all__ = ["capture", "strikes_capture"]
+
+try:
+    import pytest
+except ImportError:  # pragma: no cover - pytest is only needed for the fixture
+    pytest = None  # type: ignore[assignment]
+
+
+@contextmanager
+def capture() -> Iterator[MemorySink]:
+    """Send runs opened inside the block to a fresh MemorySink only; restore settings after.
+
+    Not meant for runs shared between threads that outlive the block: settings are
+    process-wide, and runs keep the settings they started with.
+    """
+    previous = _config._settings
+    sink = MemorySink()
+    base = _config.get_settings()
+    _config.configure(
+        project=base.project,
+        sinks=[sink],
+        dir=base.dir,
+        flush_interval=base.flush_interval,
+        batch_size=base.batch_size,
+        mailbox_size=base.mailbox_size,
+        backpressure=base.backpressure,
+        delivery=base.delivery,
+        console=False,
+    )
+    try:
+        yield sink
+    finally:
+        with _config._lock:
+            _config._settings = previous
+
+
+if pytest is not None:
+
+    @pytest.fixture
+    def strikes_capture() -> Iterator[MemorySink]:
+        """A MemorySink receiving every run the test opens (see :func:`capture`)."""
+        with capture() as sink:
+            yield sink
