@@ -10,6 +10,8 @@ import pytest
 import strikes as dn
 from strikes import _config, _context
 
+pytest_plugins = ["strikes.testing"]
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:

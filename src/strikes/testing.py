@@ -9,8 +9,9 @@ def test_my_agent():
     assert sink.metrics()["score"] == [1.0]
 ```
 
-With pytest, the ``strikes_capture`` fixture does the same for a whole test (the plugin
-is registered automatically when strikes is installed).
+With pytest, the ``strikes_capture`` fixture does the same for a whole test; enable it
+with ``pytest_plugins = ["strikes.testing"]`` in your ``conftest.py``. (It is not
+registered automatically: pytest would then rewrite every module of strikes.)
 """
 
 from __future__ import annotations
