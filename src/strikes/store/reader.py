@@ -5,6 +5,9 @@ from __future__ import annotations
 import fnmatch
 import heapq
 import os
+import shutil
+import time
+import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,11 +46,13 @@ from strikes.store.query import (
     runs_table,
     tasks_table,
 )
-from strikes.store.segments import ReadReport, iter_frames
+from strikes.store.segments import FRAME_HEADER, MAGIC, ReadReport, iter_frames
 
 __all__ = [
     "ArtifactRecord",
     "ErrorRecord",
+    "EventTail",
+    "GarbageReport",
     "MissingObject",
     "RunRecord",
     "Store",
@@ -710,6 +715,138 @@ class Store:
     ) -> Path:
         """Write the ``kind`` table to ``path``: CSV, Parquet or JSON lines (default: by suffix)."""
         return write_table(self.table(kind, runs, names=names, **filters), path, fmt)
+
+
+    # -- the two writes the read side makes: removing runs and unreferenced objects -----
+
+    def remove(self, run: RunRecord | str, *, force: bool = False) -> RunRecord:
+        """Delete a run's directory; raises ``ValueError`` for a running run unless ``force``.
+
+        Objects the run referenced stay until :meth:`collect_garbage`.
+        """
+        record = run if isinstance(run, RunRecord) else self.resolve(run)
+        if record.status == "running" and not force:
+            raise ValueError(f"run {record.id} ({record.name}) is still running; pass force=True")
+        shutil.rmtree(self.layout.run_dir(record.id))
+        return record
+
+    def referenced_objects(self) -> set[str]:
+        """Hashes of every object an event of any run points to."""
+        found: set[str] = set()
+        for manifest in self._manifests():
+            for event in read_run_events(self.layout, manifest.id):
+                kind = type(event)
+                if kind is Input or kind is Output:
+                    ref = event.ref  # type: ignore[attr-defined]
+                    if ref:
+                        found.add(ref)
+                elif kind is Artifact:
+                    found.update(file.hash for file in event.files)  # type: ignore[attr-defined]
+        return found
+
+    def collect_garbage(self, *, grace: float = 3600.0, dry_run: bool = False) -> GarbageReport:
+        """Delete objects no run references and stale temporary files older than ``grace`` s.
+
+        The grace period protects a live writer, which stores an object just before the
+        event that refers to it.
+        """
+        if grace < 0:
+            raise ValueError(f"grace must be >= 0 seconds, got {grace!r}")
+        cutoff = time.time() - grace
+        keep = self.referenced_objects()
+        report = GarbageReport(dry_run=dry_run)
+        candidates: list[Path] = []
+        if self.layout.objects.is_dir():
+            for bucket in self.layout.objects.iterdir():
+                if bucket.is_dir():
+                    candidates.extend(
+                        path
+                        for path in bucket.iterdir()
+                        if path.name not in keep or path.name.startswith(".")
+                    )
+        if self.layout.runs.is_dir():
+            candidates.extend(self.layout.runs.glob("*/.manifest.*.tmp"))
+        for path in candidates:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            if stat.st_mtime > cutoff:
+                continue
+            report.files += 1
+            report.bytes += stat.st_size
+            report.paths.append(path)
+            if not dry_run:
+                path.unlink(missing_ok=True)
+        return report
+
+
+@dataclass
+class GarbageReport:
+    """What :meth:`Store.collect_garbage` removed (or would remove, when ``dry_run``)."""
+
+    dry_run: bool
+    files: int = 0
+    bytes: int = 0
+    paths: list[Path] = field(default_factory=list)
+
+
+class EventTail:
+    """Reads a run's new events as writers append them: each :meth:`poll` returns what is new.
+
+    A frame cut short (still being written) is left for the next poll, never skipped.
+    """
+
+    def __init__(self, layout: StoreLayout, run_id: str) -> None:
+        self._directory = layout.segments(run_id)
+        self._offsets: dict[str, int] = {}
+        self.report = ReadReport()
+
+    def poll(self) -> list[Event]:
+        """Events appended since the last poll, ordered by time then sequence."""
+        try:
+            names = sorted(os.listdir(self._directory))  # noqa: PTH208 - plain names
+        except FileNotFoundError:
+            return []
+        fresh: list[Event] = []
+        for file_name in names:
+            if file_name.endswith(".seg"):
+                fresh.extend(self._read_new(file_name))
+        fresh.sort(key=lambda event: (event.ts, event.seq))
+        return fresh
+
+    def _read_new(self, file_name: str) -> list[Event]:
+        offset = self._offsets.get(file_name, 0)
+        with (self._directory / file_name).open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read()
+        if offset == 0:
+            if len(data) < len(MAGIC):
+                return []
+            if not data.startswith(MAGIC):
+                self._offsets[file_name] = len(data)  # not a segment: never look again
+                return []
+            data = data[len(MAGIC) :]
+            offset = len(MAGIC)
+        events: list[Event] = []
+        position = 0
+        header = FRAME_HEADER.size
+        while position + header <= len(data):
+            length, checksum = FRAME_HEADER.unpack_from(data, position)
+            stop = position + header + length
+            if stop > len(data):
+                break
+            payload = data[position + header : stop]
+            position = stop
+            if zlib.crc32(payload) != checksum:
+                self.report.corrupt_frames += 1
+                continue
+            try:
+                events.extend(decode_events(payload))
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                self.report.corrupt_frames += 1
+        self._offsets[file_name] = offset + position
+        return events
 
 
 def open_store(path: str | os.PathLike[str] | None = None) -> Store:
