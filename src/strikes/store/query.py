@@ -91,12 +91,20 @@ def to_ns(bound: TimeBound, *, now: datetime | None = None) -> int:
     if isinstance(bound, datetime):
         if bound.tzinfo is None:
             raise ValueError("datetime bounds must be timezone-aware (naive times are ambiguous)")
-        return int(bound.timestamp() * 1e9)
+        return _exact_ns(bound)
     if isinstance(bound, timedelta):
-        return int(((now or datetime.now(UTC)) - bound).timestamp() * 1e9)
+        return _exact_ns((now or datetime.now(UTC)) - bound)
     if isinstance(bound, (int, float)) and not isinstance(bound, bool):
         return int(bound * 1e9)
     raise TypeError(f"time bound must be a datetime, timedelta or epoch seconds, got {bound!r:.80}")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _exact_ns(moment: datetime) -> int:
+    # Integer arithmetic: a float timestamp would round a run's own start time away.
+    return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def _check_strings(argument: str, value: str | Collection[str] | None) -> frozenset[str] | None:

@@ -34,9 +34,10 @@ from strikes.events import (
     TaskStarted,
     decode_events,
 )
+from strikes.runtime.state import RunState
 from strikes.store.export import Backend, Format, to_frame, write_table
 from strikes.store.layout import StoreLayout, default_store_dir, validate_run_id
-from strikes.store.manifest import Manifest, decode_manifest
+from strikes.store.manifest import Manifest, decode_manifest, manifest_from_state
 from strikes.store.query import (
     MetricRow,
     RunQuery,
@@ -495,22 +496,11 @@ class Store:
         started = next((e for e in events if type(e) is RunStarted), None)
         if started is None:
             return None
-        finished = next((e for e in reversed(events) if type(e) is RunFinished), None)
-        return Manifest(
-            id=run_id,
-            name=started.name,
-            project=started.project,
-            status=finished.status if finished else "running",
-            error=finished.error if finished else None,
-            tags=list(started.tags),
-            attributes=dict(started.attributes),
-            started_at=started.ts,
-            ended_at=finished.ts if finished else None,
-            last_seen=events[-1].ts,
-            events=len(events),
-            pid=started.pid,
-            host=started.host,
-        )
+        # Fold the events the way the writer did, so params, tags and metric summaries
+        # come back too, not only the run's identity.
+        state = RunState(run_id, owner=True)
+        state.fold(events)
+        return manifest_from_state(state, pid=started.pid, host=started.host)
 
     def run(self, run_id: str) -> RunRecord:
         """The run with ``run_id``; raises ``KeyError`` if the store has no such run."""
