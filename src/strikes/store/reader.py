@@ -10,7 +10,7 @@ import time
 import zlib
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -63,8 +63,13 @@ __all__ = [
 ]
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _datetime(ns: int | None) -> datetime | None:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC) if ns else None
+    # Truncated to the microsecond in integers: a float would sometimes round up, and a
+    # run's own start time would then fall outside `since=run.started_at`.
+    return _EPOCH + timedelta(microseconds=ns // 1000) if ns else None
 
 
 @dataclass(frozen=True)
