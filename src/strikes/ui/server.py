@@ -137,6 +137,17 @@ def _run_summary(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def _stats(points: list[MetricPoint]) -> dict[str, Any]:
+    values = [p.value for p in points if p.value == p.value]
+    return {
+        "count": len(points),
+        "last": points[-1].value if points else None,
+        "last_step": points[-1].step if points else 0,
+        "min": min(values) if values else None,
+        "max": max(values) if values else None,
+    }
+
+
 def _artifact(artifact: ArtifactRecord) -> dict[str, Any]:
     return {
         "name": artifact.name,
@@ -215,6 +226,8 @@ class _Api:
         data = _run_summary(record)
         data.update(
             {
+                # From the events, not the manifest: a running run's manifest lags behind.
+                "metrics": {name: _stats(points) for name, points in record.metrics.items()},
                 "attributes": record.attributes,
                 "inputs": record.inputs,
                 "outputs": record.outputs,
@@ -248,7 +261,13 @@ class _Api:
                 "count": [len(points)],
             }
         return _Json(
-            {"id": record.id, "name": record.name, "status": record.status, "series": series}
+            {
+                "id": record.id,
+                "name": record.name,
+                "status": record.status,
+                "started_at": record.manifest.started_at / 1e9,
+                "series": series,
+            }
         )
 
     def obj(self, request: Request) -> Response:

@@ -140,7 +140,9 @@ async function refreshCharts() {
 
 function drawChart(container, name, lines) {
   const x = state.xaxis;
-  const tables = lines.map(({ series }) => [series[x], series.value]);
+  const xs = ({ run, series }) => x === "elapsed" ? series.time.map((t) => t - run.started_at) : series[x];
+  const tables = lines.map((line) => [xs(line), line.series.value]);
+  const xLabel = x === "elapsed" ? "seconds since start" : x;
   const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
   const key = `${x}|${lines.map((line) => line.run.id).join(",")}`;
   const existing = state.charts.get(name);
@@ -152,8 +154,8 @@ function drawChart(container, name, lines) {
   const plot = new uPlot({
     width, height: 220,
     scales: { x: { time: x === "time" } },
-    axes: [{ label: x }, {}],
-    series: [{ label: x }, ...lines.map(({ run, series, color }) => ({
+    axes: [{ label: xLabel }, {}],
+    series: [{ label: xLabel }, ...lines.map(({ run, series, color }) => ({
       // Dots only for short series: a single score is invisible as a line.
       label: run.name, stroke: color, width: 1.5, spanGaps: true,
       points: { show: series.value.length < 60, size: 6, fill: color },
