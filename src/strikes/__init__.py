@@ -6,6 +6,7 @@ from strikes._api import log_artifact as log_artifact
 from strikes._api import log_input as log_input
 from strikes._api import log_inputs as log_inputs
 from strikes._api import log_metric as log_metric
+from strikes._api import log_metric_async as log_metric_async
 from strikes._api import log_metrics as log_metrics
 from strikes._api import log_output as log_output
 from strikes._api import log_outputs as log_outputs
@@ -14,6 +15,7 @@ from strikes._api import log_params as log_params
 from strikes._api import push_update as push_update
 from strikes._api import push_update_async as push_update_async
 from strikes._api import tag as tag
+from strikes._api import wait_for_room as wait_for_room
 from strikes._config import Settings as Settings
 from strikes._config import configure as configure
 from strikes._context import NoRunWarning as NoRunWarning
@@ -24,6 +26,8 @@ from strikes._task import TaskSpan as TaskSpan
 from strikes._task import task_span as task_span
 from strikes._values import MetricPoint as MetricPoint
 from strikes.runtime.actor import DeliveryPolicy as DeliveryPolicy
+from strikes.runtime.spool import SpoolReport as SpoolReport
+from strikes.runtime.spool import resend_spool as resend_spool
 from strikes.sinks import ConsoleSink as ConsoleSink
 from strikes.sinks import LocalStore as LocalStore
 from strikes.sinks import MemorySink as MemorySink
@@ -49,6 +53,7 @@ __all__ = [
     "RunRecord",
     "Settings",
     "Sink",
+    "SpoolReport",
     "Store",
     "TaskRecord",
     "TaskSpan",
@@ -59,6 +64,7 @@ __all__ = [
     "log_input",
     "log_inputs",
     "log_metric",
+    "log_metric_async",
     "log_metrics",
     "log_output",
     "log_outputs",
@@ -67,7 +73,9 @@ __all__ = [
     "open_store",
     "push_update",
     "push_update_async",
+    "resend_spool",
     "run",
     "tag",
     "task_span",
+    "wait_for_room",
 ]

@@ -8,8 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio.to_thread
+import msgspec
+
 from strikes._context import current_span, warn_no_run
 from strikes._run import check_name, check_tags
+from strikes._secrets import mask_secrets
 from strikes._values import MetricPoint, metric_value, snapshot, to_builtins
 from strikes.events import Input, Metric, Output, Param, Tag
 from strikes.runtime.actor import ArtifactJob
@@ -22,6 +26,7 @@ __all__ = [
     "log_input",
     "log_inputs",
     "log_metric",
+    "log_metric_async",
     "log_metrics",
     "log_output",
     "log_outputs",
@@ -30,12 +35,16 @@ __all__ = [
     "push_update",
     "push_update_async",
     "tag",
+    "wait_for_room",
 ]
 
 _time_ns = time.time_ns
 _get_span = current_span.get
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
+MAX_PARAM_BYTES = 1024 * 1024
+"""A param's value is stored inline in every batch it is in: larger ones are refused."""
+_param_encoder = msgspec.msgpack.Encoder()
 
 
 def _timestamp_ns(timestamp: object) -> int:
@@ -104,6 +113,42 @@ def log_metric(  # noqa: C901 - one flat hot path beats helper calls per metric
     return value
 
 
+async def log_metric_async(
+    name: str,
+    value: float,
+    *,
+    step: int = 0,
+    timestamp: datetime | None = None,
+    aggregation: str | None = None,
+    attributes: dict[str, Any] | None = None,
+) -> float:
+    """Like :func:`log_metric`, but first awaits room in the run's mailbox (:func:`wait_for_room`).
+
+    The cooperative form for async code under ``backpressure="block"``: when the sinks
+    fall behind, the caller's event loop (asyncio or trio) keeps running other tasks
+    instead of blocking in the put.
+    """
+    await wait_for_room()
+    return log_metric(
+        name, value, step=step, timestamp=timestamp, aggregation=aggregation, attributes=attributes
+    )
+
+
+async def wait_for_room() -> None:
+    """Return once the current run's mailbox has room, without blocking the event loop.
+
+    Returns at once when there is room (the usual case, no thread involved) or no run;
+    otherwise the wait happens on a worker thread, and cancelling the caller abandons it.
+    """
+    span = _get_span()
+    if span is None:
+        return
+    mailbox = span.run._writer().mailbox
+    if mailbox.has_room():
+        return
+    await anyio.to_thread.run_sync(mailbox.wait_for_room, abandon_on_cancel=True)
+
+
 def log_metrics(
     metrics: Mapping[str, float] | None = None,
     /,
@@ -135,13 +180,28 @@ def _current(what: str) -> Span | None:
 
 
 def log_param(name: str, value: Any) -> None:
-    """Set a parameter on the current task, else the current run."""
+    """Set a parameter on the current task, else the current run.
+
+    Params whose names look like secrets (``api_key``, ``token``, ``password``, ...;
+    also as keys of a dict value) are stored as ``"***"`` unless
+    ``configure(mask_secrets=False)``. Raises ``ValueError`` naming ``value`` when it
+    encodes to more than 1 MiB (log it with ``log_input`` or ``log_artifact`` instead).
+    """
     check_name("name", name)
     span = _current("log_param")
     if span is None:
         return
     run = span.run
     stored = to_builtins(value)
+    if run._settings.mask_secrets:
+        stored = mask_secrets(name, stored)
+    if not isinstance(stored, (int, float, bool)) and stored is not None:
+        size = len(_param_encoder.encode(stored))
+        if size > MAX_PARAM_BYTES:
+            raise ValueError(
+                f"value of param {name!r:.80} is {size} bytes encoded; params hold at most "
+                f"{MAX_PARAM_BYTES} (use log_input or log_artifact for large values)"
+            )
     if span is run:
         run.params[name] = stored
     run.put(

@@ -40,6 +40,10 @@ class Settings:
     mailbox_size: int
     backpressure: Backpressure
     delivery: DeliveryPolicy
+    mask_secrets: bool = True
+    """Params whose names look like secrets are stored as ``"***"``."""
+    spool: bool = True
+    """Batches a sink gives up on are kept under ``<dir>/spool`` for ``resend_spool()``."""
 
 
 def _env(name: str, parse: Callable[[str], T], default: T) -> T:
@@ -100,6 +104,12 @@ def _check_backpressure(value: object) -> Backpressure:
     return value
 
 
+def _check_flag(name: str, value: object) -> bool:
+    if type(value) is not bool:
+        raise TypeError(f"{name} must be a bool, got {type(value).__qualname__}")
+    return value
+
+
 def _check_sinks(sinks: Iterable[Sink], directory: Path) -> tuple[Sink, ...]:
     if isinstance(sinks, Sink) or not isinstance(sinks, Iterable):
         raise TypeError("sinks must be a list of Sink instances")
@@ -123,6 +133,8 @@ def configure(
     backpressure: Backpressure | None = None,
     console: bool | None = None,
     delivery: DeliveryPolicy | None = None,
+    mask_secrets: bool | None = None,
+    spool: bool | None = None,
 ) -> Settings:
     """Set how new runs record; every argument left out takes its environment or default value.
 
@@ -158,6 +170,15 @@ def configure(
     )
     if delivery is not None and not isinstance(delivery, DeliveryPolicy):
         raise TypeError(f"delivery must be a DeliveryPolicy, got {type(delivery).__qualname__}")
+    masked = _check_flag(
+        "mask_secrets",
+        mask_secrets
+        if mask_secrets is not None
+        else _env("STRIKES_MASK_SECRETS", _parse_bool, True),  # noqa: FBT003
+    )
+    spooling = _check_flag(
+        "spool", spool if spool is not None else _env("STRIKES_SPOOL", _parse_bool, True)  # noqa: FBT003
+    )
     chosen = _check_sinks(sinks, directory) if sinks is not None else (LocalStore(directory),)
     if console if console is not None else _env("STRIKES_CONSOLE", _parse_bool, False):  # noqa: FBT003
         chosen = (*chosen, ConsoleSink())
@@ -170,6 +191,8 @@ def configure(
         mailbox_size=mailbox,
         backpressure=policy,
         delivery=delivery if delivery is not None else DeliveryPolicy(),
+        mask_secrets=masked,
+        spool=spooling,
     )
     global _settings  # noqa: PLW0603 - process-wide defaults for new runs
     with _lock:

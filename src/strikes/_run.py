@@ -169,6 +169,7 @@ class Run(Span):
             flush_interval=settings.flush_interval,
             delivery=settings.delivery,
             owner=owner,
+            spool_dir=settings.dir.expanduser().absolute() / "spool" if settings.spool else None,
         )
         actor.start()
         self._actor = actor

@@ -22,6 +22,7 @@ import structlog
 
 from strikes.events import Artifact, ArtifactFile, Blob, Error, Event, RunFinished
 from strikes.runtime.mailbox import Backpressure, Mailbox
+from strikes.runtime.spool import write_spool_file
 from strikes.runtime.state import RunState
 from strikes.sinks.base import Batch
 
@@ -45,6 +46,10 @@ class DeliveryPolicy(NamedTuple):
     """Seconds before the first retry; doubled each retry, with up to 50% jitter."""
     timeout: float = 30.0
     """Seconds one write may take before it counts as failed."""
+    probe: float = 1.0
+    """Seconds a sink that gave up on a batch is left alone: meanwhile its batches go
+    straight to the spool, then one write probes it (the others and the producer never
+    wait on a sink that is down)."""
 
 
 class ArtifactJob(NamedTuple):
@@ -92,6 +97,7 @@ class Actor:
         flush_interval: float,
         delivery: DeliveryPolicy,
         owner: bool,
+        spool_dir: Path | None = None,
     ) -> None:
         self.runtime = runtime
         self.run_id = run_id
@@ -102,12 +108,15 @@ class Actor:
         self.flush_interval = flush_interval
         self.delivery = delivery
         self.owner = owner
+        self.spool_dir = spool_dir
+        self.backpressure = backpressure
         self.next_seq = itertools.count().__next__
         self.mailbox: Mailbox[Event] = Mailbox(
             batch_size=batch_size,
             max_size=mailbox_size,
             policy=backpressure,
             wake=self._wake_threadsafe,
+            on_first_drop=self._warn_dropping,
         )
         self.put = self.mailbox.put
         self.blobs: deque[Blob] = deque()
@@ -116,6 +125,8 @@ class Actor:
         self.finished = False
         self.drained = 0
         self.undelivered = 0
+        self.spooled = 0
+        self._down_until: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._closing = False
@@ -132,6 +143,15 @@ class Actor:
     def _wake_threadsafe(self) -> None:
         self.runtime.call_soon(self._wake.set)
 
+    def _warn_dropping(self) -> None:
+        # Once per run and writer: dropping is allowed by the policy, never silent.
+        _log.warning(
+            "strikes: mailbox full, dropping metrics; the count is in Run.stats['dropped']",
+            run_id=self.run_id,
+            backpressure=self.backpressure,
+            mailbox_size=self.mailbox.statistics().max_size,
+        )
+
     def stats(self) -> dict[str, int]:
         """Counts a user can read on ``Run.stats``."""
         mailbox = self.mailbox.statistics()
@@ -141,6 +161,7 @@ class Actor:
             "blocked": mailbox.blocked,
             "queued": mailbox.queued,
             "undelivered": self.undelivered,
+            "spooled": self.spooled,
         }
 
     # -- the runtime loop ------------------------------------------------------------
@@ -240,36 +261,74 @@ class Actor:
         )
 
     async def _write(self, sink: Sink, batch: Batch) -> None:
+        """Write ``batch`` to ``sink``, retrying with backoff; spool it when all tries fail."""
         policy = self.delivery
+        down_until = self._down_until.get(id(sink))
+        if down_until is not None and time.monotonic() < down_until:
+            await self._give_up(sink, batch, 0, "sink is down (it failed a batch recently)")
+            return
+        attempts = 1 if down_until is not None else policy.attempts  # a down sink: one probe
         delay = policy.backoff
-        for attempt in range(1, policy.attempts + 1):
+        for attempt in range(1, attempts + 1):
             try:
                 await self.runtime.ensure_open(sink)
                 async with asyncio.timeout(policy.timeout):
                     await sink.write(batch)
             except Exception as exc:
-                if attempt == policy.attempts:
-                    self.undelivered += len(batch.events)
-                    _log.error(
-                        "strikes: sink gave up on a batch",
-                        sink=sink.name,
-                        run_id=self.run_id,
-                        events=len(batch.events),
-                        attempts=attempt,
-                        error=repr(exc),
-                    )
+                error = "timed out" if isinstance(exc, TimeoutError) else repr(exc)
+                if attempt == attempts:
+                    self._down_until[id(sink)] = time.monotonic() + policy.probe
+                    await self._give_up(sink, batch, attempt, error)
                     return
                 _log.warning(
                     "strikes: sink failed, retrying",
                     sink=sink.name,
                     run_id=self.run_id,
+                    events=len(batch.events),
                     attempt=attempt,
-                    error=repr(exc),
+                    error=error,
                 )
                 await asyncio.sleep(delay * (1 + random.random() / 2))  # noqa: S311 - jitter
                 delay *= 2
             else:
+                if down_until is not None:
+                    del self._down_until[id(sink)]
+                    _log.info("strikes: sink recovered", sink=sink.name, run_id=self.run_id)
                 return
+
+    async def _give_up(self, sink: Sink, batch: Batch, attempts: int, error: str) -> None:
+        """Spool a batch ``sink`` would not take; count it as undelivered if even that fails."""
+        path: Path | None = None
+        spool_error: str | None = None
+        if self.spool_dir is not None:
+            try:
+                path = await anyio.to_thread.run_sync(
+                    write_spool_file, self.spool_dir, batch, sink.name, error
+                )
+            except Exception as exc:  # a full disk must not take the actor down
+                spool_error = repr(exc)
+        if path is not None:
+            self.spooled += len(batch.events)
+            _log.error(
+                "strikes: sink gave up on a batch; spooled for strikes.resend_spool()",
+                sink=sink.name,
+                run_id=self.run_id,
+                events=len(batch.events),
+                attempts=attempts,
+                error=error,
+                spool=str(path),
+            )
+            return
+        self.undelivered += len(batch.events)
+        _log.error(
+            "strikes: sink gave up on a batch; it is lost for this sink",
+            sink=sink.name,
+            run_id=self.run_id,
+            events=len(batch.events),
+            attempts=attempts,
+            error=error,
+            spool_error=spool_error,
+        )
 
     async def flush(self) -> None:
         """Deliver everything put so far and flush every sink."""
@@ -283,10 +342,18 @@ class Actor:
                 async with asyncio.timeout(self.delivery.timeout):
                     await sink.flush()
             except Exception as exc:
-                _log.error("strikes: sink flush failed", sink=sink.name, error=repr(exc))
+                _log.error(
+                    "strikes: sink flush failed",
+                    sink=sink.name,
+                    run_id=self.run_id,
+                    error="timed out" if isinstance(exc, TimeoutError) else repr(exc),
+                )
 
-    async def close(self, *, status_if_open: str | None = None) -> None:
-        """Stop the flush loop, deliver a final batch and flush the sinks (idempotent)."""
+    async def close(self, *, status_if_open: str | None = None, error: str | None = None) -> None:
+        """Stop the flush loop, deliver a final batch and flush the sinks (idempotent).
+
+        ``status_if_open`` (with ``error``) ends a run its owner left open.
+        """
         if self._closed:
             return
         self._closed = True
@@ -300,7 +367,7 @@ class Actor:
                     self.next_seq(),
                     time.time_ns(),
                     status_if_open,
-                    None,
+                    error,
                     self.stats(),
                 )
             )

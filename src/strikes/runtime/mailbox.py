@@ -5,11 +5,17 @@ atomic); only when a batch is due do they wake the actor, once per batch, so the
 consumer never fights the producer for the GIL per event. When the mailbox holds more
 than ``max_size`` items the backpressure policy decides: ``block`` waits for room,
 ``drop_newest``/``drop_oldest`` discard a metric and count it.
+
+Bounds: every producer appends one item and only then looks at the size, so the mailbox
+never holds more than ``max_size`` plus one item per producer thread that is putting at
+that moment. Only a put of a metric ever causes a drop, so the structural events (run
+and task boundaries, params, values) always get in and a run's final ``stats`` are exact.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from itertools import repeat
@@ -24,6 +30,9 @@ BACKPRESSURE_POLICIES: tuple[Backpressure, ...] = ("block", "drop_newest", "drop
 
 # A blocked producer re-checks this often, so a lost wake-up only costs latency.
 _BLOCK_POLL_SECONDS = 0.05
+# A metric that drop_oldest may discard is looked for among this many oldest items; the
+# few structural events ahead of it are kept (the actor drains them first anyway).
+_DROP_SCAN = 64
 
 T = TypeVar("T")
 
@@ -41,18 +50,26 @@ class MailboxStatistics(NamedTuple):
     """Metrics discarded by a ``drop_*`` policy since the mailbox was made."""
     blocked: int
     """Times a producer had to wait for room under the ``block`` policy."""
+    high_water: int
+    """The most items seen queued when backpressure was applied."""
 
 
 class Mailbox(Generic[T]):
-    """A bounded multi-producer, single-consumer queue with explicit backpressure."""
+    """A bounded multi-producer, single-consumer queue with explicit backpressure.
+
+    ``on_first_drop`` is called once, on the producer's thread, when the first metric is
+    dropped (the actor logs it: dropping is never silent).
+    """
 
     __slots__ = (
         "_blocked",
         "_cond",
         "_consumer_thread",
         "_dropped",
+        "_high_water",
         "_items",
         "_max_size",
+        "_on_first_drop",
         "_policy",
         "_threshold",
         "_waiters",
@@ -69,6 +86,7 @@ class Mailbox(Generic[T]):
         max_size: int,
         policy: Backpressure,
         wake: Callable[[], None],
+        on_first_drop: Callable[[], None] | None = None,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -81,11 +99,15 @@ class Mailbox(Generic[T]):
         self._max_size = max_size
         self._policy = policy
         self._wake = wake
+        self._on_first_drop = on_first_drop
         self._threshold = batch_size
+        # One lock for waiting producers and, under the drop policies, for every pop:
+        # producers then pop too, and two pops must not race for the last items.
         self._cond = threading.Condition(threading.Lock())
         self._waiters = 0
         self._dropped = 0
         self._blocked = 0
+        self._high_water = 0
         self._consumer_thread: int | None = None
         self.wake_pending = False
         self.closed = False
@@ -97,48 +119,94 @@ class Mailbox(Generic[T]):
         items = self._items
         items.append(item)
         if len(items) >= self._threshold:
-            self._overflow()
+            self._overflow(item)
 
-    def _overflow(self) -> None:
+    def _overflow(self, item: T) -> None:
         if not self.wake_pending:
             self.wake_pending = True
             self._wake()
-        items = self._items
-        if len(items) <= self._max_size:
+        size = len(self._items)
+        if size <= self._max_size:
             return
+        self._high_water = max(self._high_water, size)
         if self._policy == "block":
             self._block()
-        elif self._policy == "drop_newest":
-            self._drop(items.pop, items.append)
-        else:
-            self._drop(items.popleft, items.appendleft)
+        elif type(item) is Metric:  # only a metric's put may cost a metric
+            self._drop()
 
-    def _drop(self, take: Callable[[], T], give_back: Callable[[T], None]) -> None:
-        # Only metrics are ever dropped: run/task boundaries, params and values are few
-        # and losing one would corrupt the record, so they always get in.
-        try:
-            victim = take()
-        except IndexError:  # the actor drained everything meanwhile
-            return
-        if type(victim) is Metric:
+    def _drop(self) -> None:
+        items = self._items
+        with self._cond:
+            if len(items) <= self._max_size:  # the actor drained meanwhile
+                return
+            if self._policy == "drop_newest":
+                # Structural events other producers appended just now are kept (put back
+                # in order); the newest metric behind them goes.
+                kept: list[T] = []
+                found = False
+                while items and len(kept) < _DROP_SCAN:
+                    victim = items.pop()
+                    if type(victim) is Metric:
+                        found = True
+                        break
+                    kept.append(victim)
+                items.extend(reversed(kept))
+                if not found:
+                    return
+            else:
+                # Producers only append at the right, so indexes from the left are stable
+                # while we hold the lock (the consumer pops under it too).
+                for index in range(min(_DROP_SCAN, len(items))):
+                    if type(items[index]) is Metric:
+                        del items[index]
+                        break
+                else:
+                    return  # no metric near the front: keep everything, bounded by _DROP_SCAN
             self._dropped += 1
-        else:
-            give_back(victim)
+            first = self._dropped == 1
+        if first and self._on_first_drop is not None:
+            self._on_first_drop()
 
     def _block(self) -> None:
         if threading.get_ident() == self._consumer_thread or self.closed:
             return  # the actor's own thread must never wait on itself
         self._blocked += 1
+        self._wait(lambda: len(self._items) <= self._max_size, None)
+
+    def _wait(self, done: Callable[[], bool], timeout: float | None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._waiters += 1
             try:
-                while len(self._items) > self._max_size and not self.closed:
+                while not done():
+                    if self.closed:
+                        return False
                     if not self.wake_pending:
                         self.wake_pending = True
                         self._wake()
-                    self._cond.wait(_BLOCK_POLL_SECONDS)
+                    wait = _BLOCK_POLL_SECONDS
+                    if deadline is not None:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return False
+                        wait = min(wait, left)
+                    self._cond.wait(wait)
+                return True
             finally:
                 self._waiters -= 1
+
+    def has_room(self) -> bool:
+        """Whether a put now would not meet backpressure."""
+        return len(self._items) < self._max_size
+
+    def wait_for_room(self, timeout: float | None = None) -> bool:
+        """Block until a put would not meet backpressure; ``False`` on timeout or close.
+
+        Returns at once on the consumer's thread (it must never wait on itself).
+        """
+        if threading.get_ident() == self._consumer_thread:
+            return self.has_room()
+        return self._wait(self.has_room, timeout)
 
     # -- consumer side -------------------------------------------------------------
 
@@ -150,19 +218,13 @@ class Mailbox(Generic[T]):
         """Take up to ``limit`` items, oldest first, and let blocked producers go on."""
         self.wake_pending = False
         items = self._items
-        count = min(len(items), limit)
         popleft = items.popleft
-        if self._policy != "drop_oldest":
+        if self._policy == "block":
             # only this consumer pops: `count` items are surely there
-            taken = [popleft() for _ in repeat(None, count)]
-        else:  # producers pop too: stop at empty rather than lose what was taken
-            taken = []
-            append = taken.append
-            for _ in repeat(None, count):
-                try:
-                    append(popleft())
-                except IndexError:
-                    break
+            taken = [popleft() for _ in repeat(None, min(len(items), limit))]
+        else:  # producers pop too, under the lock
+            with self._cond:
+                taken = [popleft() for _ in repeat(None, min(len(items), limit))]
         if self._waiters:
             with self._cond:
                 self._cond.notify_all()
@@ -185,4 +247,5 @@ class Mailbox(Generic[T]):
             batch_size=self.batch_size,
             dropped=self._dropped,
             blocked=self._blocked,
+            high_water=self._high_water,
         )
