@@ -139,6 +139,15 @@ class TestDataFrames:
         # lr is 0.1 in one run and "auto" in the other: one column type, as text
         assert set(runs_frame["param.lr"]) == {"0.1", "auto"}
 
+    def test_pandas_without_pyarrow(self, runs: dn.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without pyarrow, pandas builds the same columns and UTC timestamps itself."""
+        pd = pytest.importorskip("pandas")
+        monkeypatch.setitem(sys.modules, "pyarrow", None)
+        frame = runs.dataframe("metrics", ["first"])
+        assert list(frame.columns) == list(METRIC_COLUMNS)
+        assert isinstance(frame["timestamp"].dtype, pd.DatetimeTZDtype)
+        assert frame["step"].tolist() == [0, 1, 2, 0]
+
     def test_polars(self, runs: dn.Store) -> None:
         """The polars frame has the table's columns and a UTC datetime timestamp."""
         pl = pytest.importorskip("polars")

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from strikes.store.query import NS_COLUMNS, Table
+from strikes.store.query import METRIC_COLUMNS, NS_COLUMNS, RUN_COLUMNS, TASK_COLUMNS, Table
 
 __all__ = [
     "Backend",
@@ -35,6 +35,9 @@ Backend = Literal["pandas", "polars"]
 """Which DataFrame library to build."""
 Format = Literal["csv", "parquet", "json"]
 """File formats :func:`write_table` writes."""
+
+FIXED_COLUMNS = frozenset(RUN_COLUMNS) | frozenset(METRIC_COLUMNS) | frozenset(TASK_COLUMNS)
+"""Columns whose values share one type (or are missing) in every table."""
 
 _EXTRA = {"pandas": "strikes[pandas]", "polars": "strikes[polars]", "pyarrow": "strikes[pandas]"}
 _json = msgspec.json.Encoder()
@@ -61,12 +64,34 @@ def _as_text(value: Any) -> str:
 
 
 def _columns(table: Table) -> dict[str, list[Any]]:
-    return {name: _uniform(values) for name, values in table.items()}
+    # Fixed columns hold one type by construction; only param.* columns can mix types.
+    return {
+        name: values if name in FIXED_COLUMNS else _uniform(values)
+        for name, values in table.items()
+    }
+
+
+def _arrow(table: Table) -> Any:
+    """The table as a ``pyarrow.Table``; raises ``ImportError`` without pyarrow."""
+    pa = _require("pyarrow")
+    arrays = {}
+    for name, values in _columns(table).items():
+        if name in NS_COLUMNS:
+            arrays[name] = pa.array(values, type=pa.timestamp("ns", tz="UTC"))
+        else:
+            arrays[name] = pa.array(values)
+    return pa.table(arrays)
 
 
 def to_pandas(table: Table) -> Any:
     """A ``pandas.DataFrame`` with one column per table column; times as UTC datetimes."""
     pd = _require("pandas")
+    try:
+        # Through Arrow when it is there (it is, with strikes[pandas]): several times
+        # faster than pandas reading a million-row list of Python objects.
+        return _arrow(table).to_pandas()
+    except ImportError:
+        pass
     frame = pd.DataFrame(_columns(table), columns=list(table))
     for name in NS_COLUMNS & table.keys():
         frame[name] = pd.to_datetime(frame[name], unit="ns", utc=True)
@@ -134,7 +159,7 @@ def write_parquet(table: Table, path: str | os.PathLike[str]) -> Path:
     """Write the table as Parquet with pyarrow, else polars; raises ``ImportError`` with neither."""
     target = Path(path)
     try:
-        pa = importlib.import_module("pyarrow")
+        arrow = _arrow(table)
         pq = importlib.import_module("pyarrow.parquet")
     except ImportError:
         try:
@@ -145,13 +170,7 @@ def write_parquet(table: Table, path: str | os.PathLike[str]) -> Path:
                 "pip install 'strikes[pandas]' or 'strikes[polars]'"
             ) from None
         return target
-    arrays = {}
-    for name, values in _columns(table).items():
-        if name in NS_COLUMNS:
-            arrays[name] = pa.array(values, type=pa.timestamp("ns", tz="UTC"))
-        else:
-            arrays[name] = pa.array(values)
-    pq.write_table(pa.table(arrays), target)
+    pq.write_table(arrow, target)
     return target
 
 
