@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
+from strikes.runtime.signals import install_sigterm_handler
+
 if TYPE_CHECKING:
     from strikes.runtime.actor import Actor
     from strikes.sinks.base import Sink
@@ -150,6 +152,7 @@ def _start_runtime() -> Runtime:
             runtime = Runtime()
             runtime.start()
             _runtime = runtime
+            install_sigterm_handler()  # flushes on SIGTERM; only from the main thread
         return _runtime
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -31,6 +32,11 @@ SEGMENT_MAX_BYTES = 64 * 1024 * 1024
 MANIFEST_INTERVAL_NS = 1_000_000_000
 """The owner rewrites a running run's manifest at most this often (start and end always)."""
 _COPY_CHUNK = 1024 * 1024
+
+
+async def _remove_quietly(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        await aiofiles.os.remove(path)
 
 
 def _private_opener(path: str, flags: int) -> int:
@@ -158,7 +164,19 @@ class LocalStore(Sink):
                 async with aiofiles.open(tmp, "wb", opener=_private_opener) as handle:
                     await handle.write(blob.data)
             elif blob.source is not None:
-                digest = await self._copy(Path(blob.source), tmp)
+                try:
+                    digest = await self._copy(Path(blob.source), tmp)
+                except OSError as exc:
+                    # The artifact vanished (or became unreadable) between hashing and
+                    # copying: the batch's events must still get in; the object is missing.
+                    _log.warning(
+                        "strikes: artifact file vanished before it was copied; not stored",
+                        source=blob.source,
+                        logged_hash=blob.hash,
+                        error=str(exc),
+                    )
+                    await _remove_quietly(tmp)
+                    return
                 if digest != blob.hash:
                     _log.warning(
                         "strikes: artifact file changed after it was logged; stored as it is now",
