@@ -76,6 +76,21 @@ class TestRuns:
         assert code == 0
         assert "no runs" in text
 
+    def test_table_shows_the_newest_by_default(
+        self, runs: dn.Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A table stops at TABLE_LIMIT runs and says how many are hidden; --limit 0 shows all."""
+        monkeypatch.setattr(cli, "TABLE_LIMIT", 1)
+        monkeypatch.setattr(cli, "_rich", None)
+        _, text = run_cli("runs")
+        assert "beta" in text
+        assert "alpha" not in text
+        assert "1 older run(s)" in text
+        _, text = run_cli("runs", "--limit", "0")
+        assert "alpha" in text
+        _, text = run_cli("runs", "--json")
+        assert len(json.loads(text)) == 2
+
     def test_plain_text_without_rich(self, runs: dn.Store, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without rich, tables are plain aligned text with a header rule."""
         monkeypatch.setattr(cli, "_rich", None)

@@ -40,6 +40,8 @@ except ImportError:  # pragma: no cover - exercised by forcing the fallback in t
 
 _json = msgspec.json.Encoder(enc_hook=repr)
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+TABLE_LIMIT = 100
+"""Runs shown by ``strikes runs`` in a table unless ``--limit`` says otherwise."""
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
@@ -249,7 +251,13 @@ def _summary(record: RunRecord) -> dict[str, Any]:
 
 def cmd_runs(store: Store, args: argparse.Namespace, out: Output) -> int:
     """List runs, newest first."""
-    records = store.runs(**_filters(args), limit=args.limit)
+    records = store.runs(**_filters(args))
+    # A person gets a screenful by default (rich takes seconds on 10,000 rows); scripts
+    # get everything.
+    limit = args.limit if args.limit is not None else (0 if out.json_mode else TABLE_LIMIT)
+    hidden = max(0, len(records) - limit) if limit else 0
+    if limit:
+        records = records[:limit]
     if out.json_mode:
         out.json([_summary(record) for record in records])
         return 0
@@ -273,6 +281,8 @@ def cmd_runs(store: Store, args: argparse.Namespace, out: Output) -> int:
         for record in records
     ]
     out.table(["id", "name", "project", "status", "started", "duration", "tags", "metrics"], rows)
+    if hidden:
+        out.line(f"... and {hidden} older run(s); --limit 0 shows all")
     return 0
 
 
@@ -580,7 +590,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     runs = commands.add_parser("runs", parents=[common], help="list runs")
     _add_filters(runs)
-    runs.add_argument("--limit", type=int, default=None, help="at most this many runs")
+    runs.add_argument(
+        "--limit",
+        type=int,
+        default=None,
+        help=f"at most this many runs, 0 for all (default {TABLE_LIMIT}; all with --json)",
+    )
     runs.set_defaults(handler=cmd_runs)
 
     show = commands.add_parser("show", parents=[common], help="show one run")
