@@ -13,7 +13,8 @@ const state = {
   charts: new Map(),      // metric name -> { plot, key }
   openTasks: new Set(),   // task ids whose <details> are open
   detailKey: "",
-  chartGeneration: 0,     // a refresh drops its results when a newer one has started
+  chartGeneration: 0,
+  tick: 0,     // a refresh drops its results when a newer one has started
 };
 
 async function api(path) {
@@ -251,8 +252,10 @@ function updateLive() {
 
 async function poll() {
   const wasRunning = watchedRunning();
+  state.tick += 1;
   try {
-    await loadRuns();
+    // Listing reads every manifest: every poll while something runs, else every fifth.
+    if (state.runs.some((run) => run.status === "running") || state.tick % 5 === 0) await loadRuns();
     // One more refresh after the run ends, so the final points and status show.
     if (wasRunning || watchedRunning()) await Promise.all([refreshCharts(), loadDetail()]);
     updateLive();
