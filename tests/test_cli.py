@@ -168,6 +168,11 @@ class TestExport:
         lines = capsys.readouterr().out.splitlines()
         assert lines[0].startswith("run_id,name,project,status")
         assert len(lines) == 3
+        code = cli.main(["export", "metrics", "alpha", "-o", "-", "--metric", "loss"])
+        header, first, _ = capsys.readouterr().out.splitlines()
+        assert header == "run_id,run_name,metric,step,value,timestamp"
+        assert first.split(",")[3:5] == ["0", "1.0"]
+        assert first.endswith("+00:00")  # an ISO time, not raw nanoseconds
 
     def test_runs_and_filters_is_a_usage_error(self, runs: dn.Store) -> None:
         """Run references together with filters exit 2."""

@@ -23,6 +23,7 @@ from typing import Any, NoReturn, TextIO
 import msgspec
 
 from strikes.events import Event, Metric
+from strikes.store.export import write_csv_stream, write_table
 from strikes.store.query import TimeBound
 from strikes.store.reader import EventTail, RunRecord, Store, TaskRecord, open_store
 
@@ -30,6 +31,7 @@ __all__ = ["main"]
 
 try:  # rich is optional: `strikes[cli]`
     import rich.console
+    import rich.progress
     import rich.table
     import rich.text
     import rich.tree
@@ -397,20 +399,16 @@ def cmd_export(store: Store, args: argparse.Namespace, out: Output) -> int:
     filters = _filters(args)
     if runs is not None and filters:
         raise _UsageError("give run references or filters, not both")
-    table = store.table(args.kind, runs, names=args.metric or None, **filters)
+    selected = runs if runs is not None else store.runs(**filters)
+    if args.kind != "runs":
+        _load_with_progress(out, selected)
+    table = store.table(args.kind, selected, names=args.metric or None)
     rows = len(next(iter(table.values()), []))
     if args.output == "-":
-        import csv  # noqa: PLC0415 - only this path needs it
-
-        writer = csv.writer(sys.stdout)
-        writer.writerow(table)
-        for row in zip(*table.values(), strict=True):
-            writer.writerow(["" if cell is None else cell for cell in row])
+        write_csv_stream(table, out.stream)
         return 0
     try:
-        path = store.export(
-            args.kind, args.output, runs, fmt=args.format, names=args.metric or None, **filters
-        )
+        path = write_table(table, args.output, args.format)
     except ImportError as exc:
         raise CliError(str(exc)) from None
     if out.json_mode:
@@ -418,6 +416,16 @@ def cmd_export(store: Store, args: argparse.Namespace, out: Output) -> int:
     else:
         out.line(f"wrote {rows} {args.kind} rows to {path}")
     return 0
+
+
+def _load_with_progress(out: Output, records: list[RunRecord]) -> None:
+    """Read the runs' events, with a progress bar when a person watches many load."""
+    if out.console is None or not out.console.is_terminal or len(records) < 2:
+        return
+    progress = _rich.progress.Progress(console=out.console, transient=True)
+    with progress:
+        for record in progress.track(records, description="reading runs"):
+            _ = record.events  # loads and caches the run's events
 
 
 def _event_json(event: Event) -> dict[str, Any]:

@@ -10,22 +10,24 @@ from __future__ import annotations
 import csv
 import importlib
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import msgspec
 
 from strikes.store.query import METRIC_COLUMNS, NS_COLUMNS, RUN_COLUMNS, TASK_COLUMNS, Table
 
 __all__ = [
+    "FIXED_COLUMNS",
     "Backend",
     "Format",
     "to_frame",
     "to_pandas",
     "to_polars",
     "write_csv",
+    "write_csv_stream",
     "write_json",
     "write_parquet",
     "write_table",
@@ -41,6 +43,7 @@ FIXED_COLUMNS = frozenset(RUN_COLUMNS) | frozenset(METRIC_COLUMNS) | frozenset(T
 
 _EXTRA = {"pandas": "strikes[pandas]", "polars": "strikes[polars]", "pyarrow": "strikes[pandas]"}
 _json = msgspec.json.Encoder()
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _require(module: str) -> ModuleType:
@@ -137,22 +140,29 @@ def _csv_cell(value: Any) -> Any:
 def write_csv(table: Table, path: str | os.PathLike[str]) -> Path:
     """Write the table as CSV (header row, ISO 8601 times, empty cells for missing values)."""
     target = Path(path)
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        write_csv_stream(table, handle)
+    return target
+
+
+def write_csv_stream(table: Table, handle: TextIO) -> None:
+    """Write the table as CSV to an open text stream (e.g. ``sys.stdout``)."""
     names = list(table)
     ns = [name in NS_COLUMNS for name in names]
-    columns = [table[name] for name in names]
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for row in zip(*columns, strict=True):
-            writer.writerow(
-                [
-                    datetime.fromtimestamp(cell / 1e9, tz=UTC).isoformat()
-                    if is_ns and cell
-                    else _csv_cell(cell)
-                    for cell, is_ns in zip(row, ns, strict=True)
-                ]
-            )
-    return target
+    writer = csv.writer(handle)
+    writer.writerow(names)
+    for row in zip(*(table[name] for name in names), strict=True):
+        writer.writerow(
+            [
+                _ns_iso(cell) if is_ns and cell else _csv_cell(cell)
+                for cell, is_ns in zip(row, ns, strict=True)
+            ]
+        )
+
+
+def _ns_iso(ns: int) -> str:
+    # Integer arithmetic keeps the exact microsecond; a float would round some up.
+    return (_EPOCH + timedelta(microseconds=ns // 1000)).isoformat()
 
 
 def write_parquet(table: Table, path: str | os.PathLike[str]) -> Path:
