@@ -42,6 +42,11 @@ function fmtValue(value) {
   return JSON.stringify(value);
 }
 
+function fmtTick(value) {
+  if (value === 0 || Math.abs(value) >= 1e-3) return String(+value.toPrecision(4));
+  return value.toExponential(1);
+}
+
 function fmtDuration(seconds) {
   if (seconds === null || seconds === undefined) return "";
   if (seconds < 1) return `${Math.round(seconds * 1000)}ms`;
@@ -155,7 +160,11 @@ function drawChart(container, name, lines) {
   const plot = new uPlot({
     width, height: 220,
     scales: { x: { time: x === "time" } },
-    axes: [{ label: xLabel }, {}],
+    // uPlot's default tick labels round small values to 0.
+    axes: [
+      x === "time" ? { label: xLabel } : { label: xLabel, values: (u, ticks) => ticks.map(fmtTick) },
+      { values: (u, ticks) => ticks.map(fmtTick) },
+    ],
     series: [{ label: xLabel }, ...lines.map(({ run, series, color }) => ({
       // Dots only for short series: a single score is invisible as a line.
       label: run.name, stroke: color, width: 1.5, spanGaps: true,
