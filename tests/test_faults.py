@@ -164,6 +164,35 @@ class TestSpool:
         assert record.params == {"lr": 0.1}
         assert record.status == "finished"
 
+    def test_a_run_whose_end_was_spooled_lists_as_finished_after_resend(
+        self, store_dir: Path
+    ) -> None:
+        """The local store rebuilds the manifest of every run a resend touched."""
+
+        class FailsAtTheEnd(dn.LocalStore):
+            broken = False
+
+            async def write(self, batch: Batch) -> None:
+                if self.broken:
+                    raise OSError(28, "No space left on device")
+                await super().write(batch)
+
+        local = FailsAtTheEnd()
+        dn.configure(sinks=[local], delivery=FAST, flush_interval=3600)
+        with dn.run("late-end") as run:
+            dn.log_metric("m", 1)
+            dn.push_update()
+            local.broken = True
+            dn.log_metric("m", 2)
+        (listed,) = dn.open_store(store_dir).runs()
+        assert listed.status == "running"  # its end never reached the store
+        local.broken = False
+        dn.resend_spool(local)
+        (listed,) = dn.open_store(store_dir).runs()
+        assert listed.status == "finished"
+        assert listed.manifest.metrics["m"].count == 2
+        assert [p.value for p in dn.open_store(store_dir).run(run.run_id).metrics["m"]] == [1, 2]
+
     def test_a_failed_resend_keeps_the_rest(self, store_dir: Path) -> None:
         """When the sink fails again during a resend, unsent batches stay spooled."""
         sink = FlakySink(failures=10**9)

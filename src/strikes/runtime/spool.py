@@ -13,6 +13,7 @@ a sink calls itself can reach outside the spool.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import time
@@ -26,6 +27,7 @@ import structlog
 from strikes.events import Blob, decode_events
 from strikes.runtime.state import RunState
 from strikes.sinks.base import Batch, Sink
+from strikes.sinks.local import LocalStore
 from strikes.store.layout import DIR_MODE, FILE_MODE, validate_run_id
 from strikes.store.segments import FRAME_HEADER, frame
 
@@ -47,6 +49,7 @@ SPOOL_MAGIC = b"STRKSPL\x01"
 _log = structlog.get_logger("strikes.spool")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _MAX_SINK_DIR = 100
+_counter = itertools.count()  # two batches spooled in the same nanosecond keep apart
 
 
 class SpooledBatch(msgspec.Struct, frozen=True, array_like=True):
@@ -93,7 +96,7 @@ def write_spool_file(root: Path, batch: Batch, sink_name: str, error: str) -> Pa
         list(batch.blobs),
         error,
     )
-    name = f"{time.time_ns():020d}-{batch.run_id}-{batch.writer_id}.spool"
+    name = f"{time.time_ns():020d}-{next(_counter):08d}-{batch.run_id}-{batch.writer_id}.spool"
     target = directory / name
     tmp = directory / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
@@ -215,6 +218,9 @@ async def resend_spool_async(sink: Sink, root: Path) -> SpoolReport:
         report.events += len(batch.events)
     if report.batches:
         await sink.flush()
+    if isinstance(sink, LocalStore):  # runs that got their end late show it in the list
+        for run_id in sorted({batch.run_id for _, batch in pending[: report.batches]}):
+            await sink.rebuild_manifest(run_id)
     _log.info(
         "strikes: spool re-sent",
         sink=sink.name,

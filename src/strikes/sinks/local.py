@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
@@ -15,9 +16,11 @@ import aiofiles.os
 import structlog
 
 from strikes.events import Blob, RunFinished, RunStarted
+from strikes.runtime.state import RunState
 from strikes.sinks.base import Batch, Sink
 from strikes.store.layout import DIR_MODE, FILE_MODE, StoreLayout, default_store_dir
-from strikes.store.manifest import encode_manifest, manifest_from_state
+from strikes.store.manifest import Manifest, encode_manifest, manifest_from_state
+from strikes.store.reader import read_run_events
 from strikes.store.segments import MAGIC, frame
 
 if TYPE_CHECKING:
@@ -145,13 +148,32 @@ class LocalStore(Sink):
         if last is not None and not boundary and now - last < MANIFEST_INTERVAL_NS:
             return
         self._manifest_written[run_id] = now
-        manifest = manifest_from_state(batch.state, pid=os.getpid(), host=self._host)
-        path = self.layout.manifest(run_id)
+        await self._write_manifest(
+            manifest_from_state(batch.state, pid=os.getpid(), host=self._host)
+        )
+
+    async def _write_manifest(self, manifest: Manifest) -> None:
+        path = self.layout.manifest(manifest.id)
         await self._private_dir(path.parent)
         tmp = path.with_name(f".manifest.{os.getpid()}.tmp")
         async with aiofiles.open(tmp, "wb", opener=_private_opener) as handle:
             await handle.write(encode_manifest(manifest))
         await aiofiles.os.replace(tmp, path)
+
+    async def rebuild_manifest(self, run_id: str) -> bool:
+        """Rewrite a run's manifest from every event its segments hold; ``False`` if none.
+
+        Used after re-sending a spool: batches that reached the store late (their run's
+        end, say) then show in the run's status and summary without reading its events.
+        """
+        events = await asyncio.to_thread(read_run_events, self.layout, run_id)
+        started = next((e for e in events if type(e) is RunStarted), None)
+        if started is None:
+            return False
+        state = RunState(run_id, owner=True)
+        state.fold(events)
+        await self._write_manifest(manifest_from_state(state, pid=started.pid, host=started.host))
+        return True
 
     async def _store_blob(self, blob: Blob) -> None:
         if blob.hash in self._known_objects:
