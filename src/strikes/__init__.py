@@ -19,6 +19,9 @@ from strikes._api import wait_for_room as wait_for_room
 from strikes._config import Settings as Settings
 from strikes._config import configure as configure
 from strikes._context import NoRunWarning as NoRunWarning
+from strikes._continue import RunContext as RunContext
+from strikes._continue import continue_run as continue_run
+from strikes._continue import get_run_context as get_run_context
 from strikes._run import Run as Run
 from strikes._run import get_current_run as get_current_run
 from strikes._run import run as run
@@ -50,6 +53,7 @@ __all__ = [
     "MetricPoint",
     "NoRunWarning",
     "Run",
+    "RunContext",
     "RunRecord",
     "Settings",
     "Sink",
@@ -59,7 +63,9 @@ __all__ = [
     "TaskSpan",
     "__version__",
     "configure",
+    "continue_run",
     "get_current_run",
+    "get_run_context",
     "log_artifact",
     "log_input",
     "log_inputs",

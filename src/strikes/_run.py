@@ -79,6 +79,13 @@ def _after_fork_in_child() -> None:
         inherited._detach_after_fork()
 
 
+def _install_fork_hook() -> None:
+    global _fork_hook_installed  # noqa: PLW0603
+    if not _fork_hook_installed:
+        _fork_hook_installed = True
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 class Run(Span):
     """One experiment or session: use ``with run(...)`` or ``async with run(...)``.
 
@@ -177,8 +184,25 @@ class Run(Span):
         self.next_seq = actor.next_seq
         return actor
 
+    @classmethod
+    def _continuation(
+        cls, *, run_id: str, span_id: str, name: str, project: str, settings: Settings
+    ) -> Run:
+        """A writer, in this process, of a run opened elsewhere (see ``continue_run``).
+
+        It writes no RunStarted/RunFinished and no manifest: the run's owner does.
+        """
+        self = cls(name, project=project, settings=settings)
+        self.run_id = run_id
+        self.span_id = span_id
+        self.status = "running"
+        self._pid = -1  # never the owner, in this process or a forked child
+        self._new_actor(owner=False)
+        _install_fork_hook()
+        _live_runs.add(self)
+        return self
+
     def _start(self) -> Self:
-        global _fork_hook_installed  # noqa: PLW0603
         if self.status != "pending":
             raise RuntimeError(f"run {self.name!r} was already started; make a new run()")
         current = current_span.get()
@@ -187,9 +211,12 @@ class Run(Span):
                 f"run {self.name!r} cannot open inside run {current.run.name!r} in the same "
                 "context; use a task for nested work, or start it in a separate task/thread"
             )
-        if not _fork_hook_installed:
-            _fork_hook_installed = True
-            os.register_at_fork(after_in_child=_after_fork_in_child)
+        _install_fork_hook()
+        from strikes._continue import OTEL_ATTRIBUTE, otel_traceparent  # noqa: PLC0415 - cycle
+
+        traceparent = otel_traceparent()
+        if traceparent is not None:  # opened in an OpenTelemetry span: join its trace
+            self.attributes.setdefault(OTEL_ATTRIBUTE, traceparent)
         self._new_actor(owner=True)
         self.status = "running"
         self.put(
@@ -307,7 +334,7 @@ class Run(Span):
         if self._final_stats is not None:
             return dict(self._final_stats)
         if self._actor is None:
-            return {"events": 0, "dropped": 0, "blocked": 0, "queued": 0, "undelivered": 0}
+            return {"events": 0, "dropped": 0, "blocked": 0, "queued": 0, "undelivered": 0, "spooled": 0}
         return self._actor.stats()
 
     def push_update(self) -> None:
