@@ -334,7 +334,9 @@ class Run(Span):
         if self._final_stats is not None:
             return dict(self._final_stats)
         if self._actor is None:
-            return {"events": 0, "dropped": 0, "blocked": 0, "queued": 0, "undelivered": 0, "spooled": 0}
+            return dict.fromkeys(
+                ("events", "dropped", "blocked", "queued", "undelivered", "spooled"), 0
+            )
         return self._actor.stats()
 
     def push_update(self) -> None:
