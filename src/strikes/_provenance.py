@@ -58,7 +58,6 @@ DEFAULT_ENV_ALLOW: tuple[str, ...] = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
     "OPENBLAS_NUM_THREADS",
-    "TOKENIZERS_PARALLELISM",
     # Reproducibility of Python itself.
     "PYTHONHASHSEED",
     "PYTHONOPTIMIZE",
@@ -195,7 +194,7 @@ _NORMALIZE = re.compile(r"[-_.]+")
 
 
 def freeze_packages() -> bytes:
-    """The installed distributions as sorted ``name==version`` lines, cached per process.
+    """The installed distributions as ``name==version`` lines sorted by name, cached per process.
 
     The cache is keyed on ``sys.path``, so a changed path is scanned again; a package
     installed into an unchanged path during the process is not seen.
@@ -236,7 +235,6 @@ def _git_executable() -> str | None:
     return shutil.which("git")
 
 
-@functools.cache
 def _git_env() -> dict[str, str]:
     environ = dict(os.environ)
     # GIT_OPTIONAL_LOCKS=0: `git status` must not take index.lock and race the user's git.
