@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import hashlib
+import os
 import threading
 import time
 from collections.abc import Callable
 
 import anyio
 import anyio.to_thread
+import msgspec
 import pytest
 import structlog.testing
 
 import strikes as dn
 from strikes.events import Metric, Param
+from strikes.runtime import actor as actor_module
 from strikes.runtime.mailbox import Backpressure, Mailbox
 from strikes.sinks.base import Batch
 
+MIB = 1024 * 1024
 DROP_POLICIES: tuple[Backpressure, ...] = ("drop_newest", "drop_oldest")
 
 
@@ -43,6 +48,7 @@ class CountingSink(dn.Sink):
         self.gate = gate
         self.metrics = 0
         self.values: list[float] = []
+        self.blobs: set[str] = set()
         self.lock = threading.Lock()
 
     async def write(self, batch: Batch) -> None:
@@ -53,6 +59,7 @@ class CountingSink(dn.Sink):
             await asyncio.sleep(self.delay)
         values = [e.value for e in batch.events if type(e) is Metric]
         with self.lock:
+            self.blobs.update(blob.hash for blob in batch.blobs)
             self.metrics += len(values)
             self.values.extend(values)
 
@@ -252,6 +259,31 @@ class TestBlockEndToEnd:
         async with dn.run("room"):
             with anyio.fail_after(5):
                 await dn.wait_for_room()
+
+
+class TestLargeValues:
+    def test_pending_value_bytes_are_bounded(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Large inputs wait for the sink once too many bytes are pending; none is lost."""
+        monkeypatch.setattr(actor_module, "MAX_PENDING_BLOB_BYTES", 3 * MIB)
+        gate = threading.Event()
+        sink = CountingSink(gate=gate)
+        dn.configure(sinks=[sink], backpressure="drop_newest", flush_interval=3600)
+        values = [os.urandom(MIB) for _ in range(12)]
+        with dn.run("large") as run:
+            producer = threading.Thread(
+                target=contextvars.copy_context().run,
+                args=(lambda: [dn.log_input(f"v{i}", v) for i, v in enumerate(values)],),
+            )
+            producer.start()
+            actor = run._actor
+            assert actor is not None
+            assert _wait_until(lambda: actor.blob_bytes > 3 * MIB)
+            assert producer.is_alive()  # waiting: the sink has taken nothing yet
+            assert actor.blob_bytes <= 4 * MIB
+            gate.set()
+            producer.join()
+        assert sink.blobs == {hashlib.sha256(msgspec.msgpack.encode(v)).hexdigest() for v in values}
+        assert actor.blob_bytes == 0
 
 
 class TestDropEndToEnd:

@@ -351,7 +351,7 @@ class Run(Span):
         await anyio.to_thread.run_sync(future.result)
 
     def _put_blob(self, blob: Blob) -> None:
-        self._writer().blobs.append(blob)
+        self._writer().put_blob(blob)
 
     def _put_job(self, job: ArtifactJob) -> None:
         # Resolved with the next batch (size, age or push_update), like any event.

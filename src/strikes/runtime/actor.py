@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 import random
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["Actor", "ArtifactJob", "DeliveryPolicy"]
 
 _log = structlog.get_logger("strikes.actor")
+
+MAX_PENDING_BLOB_BYTES = 64 * 1024 * 1024
+"""Bytes of large values a run holds for its next batch before producers wait."""
 
 
 class DeliveryPolicy(NamedTuple):
@@ -120,6 +124,8 @@ class Actor:
         )
         self.put = self.mailbox.put
         self.blobs: deque[Blob] = deque()
+        self.blob_bytes = 0
+        self._blob_lock = threading.Lock()
         self.jobs: deque[ArtifactJob] = deque()
         self.state = RunState(run_id, owner=owner)
         self.finished = False
@@ -142,6 +148,22 @@ class Actor:
 
     def _wake_threadsafe(self) -> None:
         self.runtime.call_soon(self._wake.set)
+
+    def put_blob(self, blob: Blob) -> None:
+        """Queue a large value for the next batch; waits while too many bytes are pending.
+
+        Values are never dropped, whatever the policy: memory is bounded by waiting (the
+        runtime's own thread never waits).
+        """
+        self.blobs.append(blob)
+        if blob.data is None:
+            return
+        with self._blob_lock:
+            self.blob_bytes += len(blob.data)
+            over = self.blob_bytes > MAX_PENDING_BLOB_BYTES
+        if over:
+            self._wake_threadsafe()
+            self.mailbox.wait_until(lambda: self.blob_bytes <= MAX_PENDING_BLOB_BYTES)
 
     def _warn_dropping(self) -> None:
         # Once per run and writer: dropping is allowed by the policy, never silent.
@@ -202,6 +224,11 @@ class Actor:
         blobs: list[Blob] = []
         while self.blobs:
             blobs.append(self.blobs.popleft())
+        if blobs:
+            taken = sum(len(blob.data) for blob in blobs if blob.data is not None)
+            with self._blob_lock:
+                self.blob_bytes -= taken
+            self.mailbox.notify_waiters()
         while self.jobs:
             await self._resolve_artifact(self.jobs.popleft(), events, blobs)
         self.state.fold(events)

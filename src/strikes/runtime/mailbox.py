@@ -195,6 +195,22 @@ class Mailbox(Generic[T]):
             finally:
                 self._waiters -= 1
 
+    def wait_until(self, done: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Block until ``done()`` is true, woken on each drain; ``False`` on timeout or close.
+
+        For other bounds the consumer lifts (pending bytes, say). Returns ``done()`` at
+        once on the consumer's thread (it must never wait on itself).
+        """
+        if threading.get_ident() == self._consumer_thread or done():
+            return done()
+        return self._wait(done, timeout)
+
+    def notify_waiters(self) -> None:
+        """Wake every waiting producer to re-check its condition."""
+        if self._waiters:
+            with self._cond:
+                self._cond.notify_all()
+
     def has_room(self) -> bool:
         """Whether a put now would not meet backpressure."""
         return len(self._items) < self._max_size
@@ -204,9 +220,7 @@ class Mailbox(Generic[T]):
 
         Returns at once on the consumer's thread (it must never wait on itself).
         """
-        if threading.get_ident() == self._consumer_thread:
-            return self.has_room()
-        return self._wait(self.has_room, timeout)
+        return self.wait_until(self.has_room, timeout)
 
     # -- consumer side -------------------------------------------------------------
 
@@ -225,9 +239,7 @@ class Mailbox(Generic[T]):
         else:  # producers pop too, under the lock
             with self._cond:
                 taken = [popleft() for _ in repeat(None, min(len(items), limit))]
-        if self._waiters:
-            with self._cond:
-                self._cond.notify_all()
+        self.notify_waiters()
         return taken
 
     def __len__(self) -> int:
