@@ -85,6 +85,23 @@ class TestProcessPool:
         check_sharded_run(store, run.run_id, 3, "fan-out")
 
 
+    def test_workers_params_and_tags_are_the_runs(self, store: dn.Store) -> None:
+        """Params and tags a worker sets on the run read back first thing, as local ones do."""
+        with dn.run("run-level") as run:
+            context = dn.get_run_context()
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                pool.submit(tag_and_param, context).result()
+        record = store.run(run.run_id)
+        assert record.params == {"worker_param": 7}
+        assert record.tags == ["from-worker"]
+
+
+def tag_and_param(context: dn.RunContext) -> None:
+    with dn.continue_run(context):
+        dn.log_param("worker_param", 7)
+        dn.tag("from-worker")
+
+
 class TestDask:
     def test_local_cluster(self, store: dn.Store) -> None:
         """Tasks on a Dask LocalCluster (worker processes) log into the run like local code."""

@@ -268,17 +268,26 @@ class RunRecord:
             return self._loaded.error
         return self._manifest.error
 
+    @cached_property
+    def _many_writers(self) -> bool:
+        # Writers of other processes (continue_run) are not in the owner's manifest.
+        try:
+            names = os.listdir(self._layout.segments(self.id))  # noqa: PTH208 - plain names
+        except FileNotFoundError:
+            return False
+        return len({name.rsplit(".", 2)[0] for name in names if name.endswith(".seg")}) > 1
+
     @property
     def tags(self) -> list[str]:
         """The run's tags, given and added."""
-        if "_loaded" in self.__dict__:
+        if "_loaded" in self.__dict__ or self._many_writers:
             return self._loaded.tags
         return self._manifest.tags
 
     @property
     def params(self) -> dict[str, Any]:
         """Parameters set on the run."""
-        if "_loaded" in self.__dict__:
+        if "_loaded" in self.__dict__ or self._many_writers:
             return self._loaded.params
         return self._manifest.params
 
