@@ -1,0 +1,95 @@
+"""strikes, through its public API, writing to its default local store.
+
+Durable: a run's data is in its store directory once ``with dn.run()`` exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import _common
+
+import strikes as dn
+
+
+def _task_decorator():
+    task = getattr(dn, "task", None)
+    if task is None:  # not exported yet: use the implementation, and say so
+        from strikes._task import task
+
+        StrikesPeer.GAPS.append("strikes.task is not exported from the package")
+    return task
+
+
+class StrikesPeer:
+    GAPS: list[str] = []
+    NOTES = {
+        "metrics": "dn.log_metric in `with dn.run()`; durable at run exit",
+        "task": "@dn.task sync function called in a run (inputs and output logged)",
+        "concurrent": "`async with dn.run()` per coroutine; contextvars keep runs apart",
+        "eval": "@dn.task(scorers=[score]) async; `await task.map(items, concurrency=100)`",
+    }
+
+    def version(self):
+        return dn.__version__
+
+    def setup(self, directory):
+        self.directory = directory
+        dn.configure(dir=directory, project="bench")
+
+    def metrics(self, n):
+        log_metric = dn.log_metric
+        with dn.run("metrics"):
+            t0 = time.perf_counter()
+            for i in range(n):
+                log_metric("loss", 0.5, step=i)
+            t_logged = time.perf_counter()
+        return t0, t_logged, time.perf_counter()
+
+    def check_metrics(self, n):
+        store = dn.open_store(self.directory)
+        counts = []
+        for record in store.runs(project="bench"):
+            points = record.metrics.get("loss", [])
+            counts.append(len(points))
+        ok = all(count == n for count in counts)
+        return f"{'ok' if ok else 'MISMATCH'}: {len(counts)} runs read back, metrics per run {sorted(set(counts))}"
+
+    def task(self, n):
+        task = _task_decorator()
+
+        @task
+        def f(x):
+            return x
+
+        with dn.run("task"):
+            t0 = time.perf_counter()
+            for i in range(n):
+                f(i)
+            t_called = time.perf_counter()
+        return t0, t_called, time.perf_counter()
+
+    async def concurrent(self, runs, each, every):
+        async def one(k):
+            async with dn.run(f"concurrent-{k}"):
+                for i in range(each):
+                    dn.log_metric("loss", 0.5, step=i)
+                    if i % every == every - 1:
+                        await asyncio.sleep(0)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(k) for k in range(runs)))
+        return t0, time.perf_counter()
+
+    async def eval(self, n, concurrency):
+        task = _task_decorator()
+        scored = task(scorers=[_common.score])(_common.sample)
+        async with dn.run("eval"):
+            t0 = time.perf_counter()
+            await scored.map(list(range(n)), concurrency=concurrency)
+        return t0, time.perf_counter()
+
+
+if __name__ == "__main__":
+    _common.main(StrikesPeer, name="strikes")
