@@ -74,6 +74,8 @@ class RunContext(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     """The local store the run writes to, if any (a shared path for other hosts)."""
     otlp_endpoint: str | None = None
     """The OTLP/HTTP traces endpoint the run exports to, if any."""
+    otlp_metrics_endpoint: str | None = None
+    """The OTLP/HTTP metrics endpoint that goes with it."""
 
     def __post_init__(self) -> None:
         if not _is_hex(self.run_id, 32):
@@ -153,14 +155,12 @@ def get_run_context() -> RunContext:
     store_dir = next(
         (str(sink.path) for sink in settings.sinks if isinstance(sink, LocalStore)), None
     )
-    endpoint = next(
-        (
-            str(sink.traces_endpoint)
-            for sink in settings.sinks
-            if hasattr(sink, "traces_endpoint")
-        ),
-        None,
-    )
+    traces: str | None = None
+    metrics: str | None = None
+    for sink in settings.sinks:  # an OTLPSink, found without importing the optional extra
+        if hasattr(sink, "traces_endpoint") and hasattr(sink, "metrics_endpoint"):
+            traces, metrics = str(sink.traces_endpoint), str(sink.metrics_endpoint)
+            break
     return RunContext(
         run_id=run.run_id,
         span_id=span.span_id,
@@ -170,7 +170,8 @@ def get_run_context() -> RunContext:
         run_name=run.name,
         traceparent=f"00-{_trace_id(run)}-{span.span_id}-01",
         store_dir=store_dir,
-        otlp_endpoint=endpoint,
+        otlp_endpoint=traces,
+        otlp_metrics_endpoint=metrics,
     )
 
 
@@ -213,7 +214,12 @@ def _continuation_settings(context: RunContext) -> Settings:
         except ImportError:
             pass  # without strikes[otlp] here, the owner's process still exports its spans
         else:
-            sinks.append(OTLPSink(traces_endpoint=context.otlp_endpoint))
+            sinks.append(
+                OTLPSink(
+                    traces_endpoint=context.otlp_endpoint,
+                    metrics_endpoint=context.otlp_metrics_endpoint,
+                )
+            )
     return dataclasses.replace(settings, project=context.project, sinks=tuple(sinks))
 
 
