@@ -40,13 +40,7 @@ from opentelemetry.proto.common.v1.common_pb2 import (
     InstrumentationScope,
     KeyValue,
 )
-from opentelemetry.proto.metrics.v1.metrics_pb2 import (
-    Gauge,
-    NumberDataPoint,
-    ResourceMetrics,
-    ScopeMetrics,
-)
-from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric as PbMetric
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Gauge, ResourceMetrics, ScopeMetrics
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Status
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as PbSpan
@@ -225,7 +219,7 @@ class OTLPSink(Sink):
         self._open: dict[str, _OpenSpan] = {}
         self._remote: dict[tuple[str, str], _OpenSpan] = {}
         self._spans: deque[PbSpan] = deque()
-        self._points: deque[tuple[str, NumberDataPoint]] = deque()
+        self._points: deque[Metric] = deque()
         self._last_batch: dict[tuple[str, str], Batch] = {}
         self._last_export = time.monotonic()
         self._lock = anyio.Lock()
@@ -435,19 +429,8 @@ class OTLPSink(Sink):
                 )
             )
         if self.metrics_mode != "events":
-            trace_id, _ = self._trace(event.run_id)
-            attributes = [
-                _kv("strikes.run_id", event.run_id),
-                _kv("strikes.span_id", event.span_id),
-                _kv("trace_id", trace_id.hex()),
-                _kv("step", event.step),
-            ]
-            if event.attributes:
-                attributes.extend(_kv(k, v) for k, v in event.attributes.items())
-            point = NumberDataPoint(
-                time_unix_nano=event.ts, as_double=event.value, attributes=attributes
-            )
-            self._queue(self._points, (event.name, point))
+            # Kept as the event itself: protobuf points are built per export, in bulk.
+            self._queue(self._points, event)
 
     def _finish(self, span: _OpenSpan, end: int, error: str | None) -> None:
         status = (
@@ -512,25 +495,7 @@ class OTLPSink(Sink):
                 self.exported_spans += len(spans)
             while self._points:
                 chosen = list(itertools.islice(self._points, self.max_batch))
-                by_name: dict[str, list[NumberDataPoint]] = {}
-                for name, point in chosen:
-                    by_name.setdefault(name, []).append(point)
-                request_m = ExportMetricsServiceRequest(
-                    resource_metrics=[
-                        ResourceMetrics(
-                            resource=self._resource,
-                            scope_metrics=[
-                                ScopeMetrics(
-                                    scope=_SCOPE,
-                                    metrics=[
-                                        PbMetric(name=name, gauge=Gauge(data_points=points))
-                                        for name, points in by_name.items()
-                                    ],
-                                )
-                            ],
-                        )
-                    ]
-                )
+                request_m = self._metrics_request(chosen)
                 response = await self._post(
                     self.metrics_endpoint, request_m.SerializeToString(), self.metrics_headers
                 )
@@ -538,6 +503,35 @@ class OTLPSink(Sink):
                 for _ in chosen:
                     self._points.popleft()
                 self.exported_points += len(chosen)
+
+    def _metrics_request(self, chosen: list[Metric]) -> ExportMetricsServiceRequest:
+        """One gauge per metric name; each point tagged with its run, span, trace and step."""
+        scope = ScopeMetrics(scope=_SCOPE)
+        gauges: dict[str, Gauge] = {}
+        series: dict[tuple[str, str], list[KeyValue]] = {}
+        for event in chosen:
+            gauge = gauges.get(event.name)
+            if gauge is None:
+                gauge = gauges[event.name] = scope.metrics.add(name=event.name).gauge
+            base = series.get((event.run_id, event.span_id))
+            if base is None:
+                base = series[event.run_id, event.span_id] = [
+                    _kv("strikes.run_id", event.run_id),
+                    _kv("strikes.span_id", event.span_id),
+                    _kv("trace_id", self._trace(event.run_id)[0].hex()),
+                ]
+            point = gauge.data_points.add()
+            point.time_unix_nano = event.ts
+            point.as_double = event.value
+            point.attributes.extend(base)
+            step = point.attributes.add()
+            step.key = "step"
+            step.value.int_value = event.step
+            if event.attributes:
+                point.attributes.extend(_kv(k, v) for k, v in event.attributes.items())
+        return ExportMetricsServiceRequest(
+            resource_metrics=[ResourceMetrics(resource=self._resource, scope_metrics=[scope])]
+        )
 
     @staticmethod
     def _partial(
