@@ -151,6 +151,26 @@ class TestContinueInThisProcess:
         with dn.run("b"), pytest.raises(RuntimeError, match="one run at a time"):
             dn.continue_run(context).__enter__()
 
+    def test_one_writer_per_process_keeps_nothing_per_block(self) -> None:
+        """Blocks share the process's writer; tasks of finished blocks are not kept by it."""
+        found: list[dn.Run] = []
+
+        def worker(context: dn.RunContext) -> None:
+            for _ in range(3):
+                with dn.continue_run(context) as continued:
+                    with dn.task_span("t"):
+                        pass
+                found.append(continued)
+
+        with dn.run() as run:
+            context = dn.get_run_context()
+            thread = threading.Thread(target=worker, args=(context,))
+            thread.start()
+            thread.join()
+        assert found[0] is found[1] is found[2] is not run
+        assert found[0].children == []
+        assert found[0].run_id == run.run_id
+
     @pytest.mark.anyio
     async def test_async_with(self, store: dn.Store) -> None:
         """``async with continue_run()`` works from async code and flushes without blocking."""

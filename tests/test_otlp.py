@@ -355,6 +355,25 @@ class TestOpenTelemetrySDK:
         assert context.traceparent == f"00-{trace_id}-{ours['work'].span_id.hex()}-01"
 
 
+    def test_workers_join_the_applications_trace(self, receiver: Receiver) -> None:
+        """A spawned worker of a run opened in an SDK span exports into the same trace."""
+        sdk_trace = pytest.importorskip("opentelemetry.sdk.trace")
+        tracer = sdk_trace.TracerProvider().get_tracer("app")
+        dn.configure(sinks=[OTLPSink(receiver.url)])
+        with tracer.start_as_current_span("request") as request:
+            with dn.run("inside") as run, dn.task_span("parent") as parent:
+                context = dn.get_run_context()
+                spawn = multiprocessing.get_context("spawn")
+                with ProcessPoolExecutor(1, mp_context=spawn) as pool:
+                    pool.submit(worker_logs, context, 0).result()
+        trace_id = f"{request.get_span_context().trace_id:032x}"
+        assert trace_id != run.run_id
+        spans = receiver.by_name()
+        assert spans["worker-0"].trace_id.hex() == trace_id
+        assert spans["worker-0"].parent_span_id.hex() == parent.span_id
+        assert {span.trace_id.hex() for span in receiver.spans} == {trace_id}
+
+
 # -- Arize Phoenix: a real OTLP backend, installed beside the test environment ----------
 
 

@@ -176,7 +176,7 @@ def get_run_context() -> RunContext:
 
 
 class _RemoteSpan(Span):
-    """A task of another writer, standing in as the parent of what is logged here."""
+    """A span of another writer, standing in as the parent of what is logged here."""
 
     __slots__ = ("inputs", "metrics", "outputs")
 
@@ -293,11 +293,9 @@ class ContinuedRun:
                 "a context belongs to one run at a time"
             )
         run = _continuation_writer(context)
-        span: Span = (
-            run
-            if context.span_id == context.run_span_id
-            else _RemoteSpan(run, context.span_id, context.parent_id)
-        )
+        # A stand-in per block, even for the run's own span: what it collects (child
+        # tasks, live metrics) goes with the block, not into a writer that lives on.
+        span = _RemoteSpan(run, context.span_id, context.parent_id)
         self.run, self.span = run, span
         self._token = current_span.set(span)
         return run
