@@ -233,7 +233,11 @@ def _continuation_writer(context: RunContext) -> Run:
     One writer per process keeps one segment file per process, however many tasks a
     pool worker runs; the runtime closes it at exit.
     """
+    global _fork_hook  # noqa: PLW0603 - registered once, on first use (no import-time hooks)
     key = (os.getpid(), context.run_id, context.store_dir, context.otlp_endpoint)
+    if not _fork_hook:
+        _fork_hook = True
+        os.register_at_fork(after_in_child=_forget_writers_after_fork)
     with _writers_lock:
         run = _writers.get(key)
         if run is None:
@@ -262,7 +266,7 @@ def _forget_writers_after_fork() -> None:
     _writers_lock = threading.Lock()
 
 
-os.register_at_fork(after_in_child=_forget_writers_after_fork)
+_fork_hook = False
 
 
 class ContinuedRun:

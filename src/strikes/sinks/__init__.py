@@ -7,3 +7,16 @@ from strikes.sinks.local import LocalStore as LocalStore
 from strikes.sinks.memory import MemorySink as MemorySink
 
 __all__ = ["Batch", "ConsoleSink", "LocalStore", "MemorySink", "Sink"]
+
+
+def __getattr__(name: str) -> type[Sink]:
+    # OTLPSink needs the `otlp` extra: imported on first use, with a hint when it is missing.
+    if name == "OTLPSink":
+        try:
+            from strikes.sinks.otlp import OTLPSink  # noqa: PLC0415
+        except ImportError as exc:
+            raise ImportError(
+                f"OTLPSink needs the otlp extra: pip install 'strikes[otlp]' ({exc})"
+            ) from exc
+        return OTLPSink
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
