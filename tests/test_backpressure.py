@@ -164,6 +164,20 @@ class TestMailboxPolicies:
         assert not thread.is_alive()
         assert [m.seq for m in mailbox.drain(10)] == [0, 1]
 
+    def test_puts_after_close_are_bounded_and_counted_as_late(self) -> None:
+        """A closed mailbox keeps what it held and never grows past max_size: late puts count."""
+        mailbox: Mailbox[object] = Mailbox(
+            batch_size=2, max_size=4, policy="block", wake=lambda: None
+        )
+        for i in range(3):
+            mailbox.put(_metric(i))
+        mailbox.put("final")  # a structural event put before the close
+        mailbox.close()
+        for i in range(3, 100):
+            mailbox.put(_metric(i))
+        assert mailbox.statistics().late == 97  # it was full: every late put discarded
+        assert mailbox.drain(100) == [_metric(0), _metric(1), _metric(2), "final"]
+
     def test_wait_for_room_times_out(self) -> None:
         """wait_for_room returns False when no room appears within the timeout."""
         mailbox: Mailbox[Metric] = Mailbox(

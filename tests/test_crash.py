@@ -140,6 +140,40 @@ class TestSigterm:
         assert record.status == "failed"
         assert record.error == "terminated by SIGTERM"
 
+    def test_sigterm_while_blocked_on_a_full_mailbox(self, tmp_path: Path) -> None:
+        """A producer waiting for room when SIGTERM arrives does not deadlock the flush."""
+        result = _run_script(
+            tmp_path,
+            """
+            import asyncio, os, signal, threading
+            import strikes as dn
+
+            class SlowStore(dn.LocalStore):
+                async def write(self, batch):
+                    await asyncio.sleep(0.02)
+                    await super().write(batch)
+
+            dn.configure(sinks=[SlowStore()], batch_size=10, mailbox_size=10)
+            with dn.run("stuck") as run:
+                print(run.run_id, flush=True)
+                for i in range(200):
+                    dn.log_metric("m", i, step=i)
+                # the next puts block on the slow sink; SIGTERM lands meanwhile
+                threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+                i = 200
+                while True:
+                    dn.log_metric("m", i, step=i)
+                    i += 1
+            """,
+            timeout=30,
+        )
+        assert result.returncode == -signal.SIGTERM, result.stderr
+        record = dn.open_store(tmp_path / "store").run(result.stdout.split()[0])
+        steps = [p.step for p in record.metrics["m"]]
+        assert steps[:200] == list(range(200))
+        assert record.status == "failed"
+        assert record.error == "terminated by SIGTERM"
+
     def test_an_existing_handler_is_chained(self, tmp_path: Path) -> None:
         """A handler set before strikes started is still called, and decides how to exit."""
         result = _run_script(

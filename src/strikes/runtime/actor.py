@@ -184,6 +184,7 @@ class Actor:
             "queued": mailbox.queued,
             "undelivered": self.undelivered,
             "spooled": self.spooled,
+            "late": mailbox.late,
         }
 
     # -- the runtime loop ------------------------------------------------------------
@@ -208,16 +209,27 @@ class Actor:
                 _log.exception("strikes: flush failed", run_id=self.run_id)
 
     async def _deliver_pending(self, *, everything: bool, final: bool = False) -> None:
-        """Cut the mailbox into batches and deliver them: one due batch, or everything."""
+        """Cut the mailbox into batches and deliver them: one due batch, or everything.
+
+        "Everything" is what the mailbox holds when delivery starts: producers that keep
+        logging meanwhile (other threads, or the main thread after SIGTERM) must not keep
+        a flush or a close chasing them for ever.
+        """
         async with self._lock:
             mailbox = self.mailbox
+            remaining = len(mailbox)
             while True:
-                events = mailbox.drain(self.batch_size)
-                more = len(mailbox) > 0
+                limit = min(self.batch_size, remaining) if everything else self.batch_size
+                events = mailbox.drain(limit)
+                remaining -= len(events)
+                if everything:
+                    more = remaining > 0 and len(mailbox) > 0
+                else:
+                    more = len(mailbox) >= self.batch_size
                 last = final and not more
                 if events or self.blobs or self.jobs or last:
                     await self._deliver(events, final=last)
-                if not more or (not everything and len(mailbox) < self.batch_size):
+                if not more:
                     return
 
     async def _deliver(self, events: list[Event], *, final: bool) -> None:

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from itertools import repeat
-from typing import Generic, Literal, NamedTuple, TypeVar
+from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from strikes.events import Metric
 
@@ -35,6 +35,9 @@ _BLOCK_POLL_SECONDS = 0.05
 _DROP_SCAN = 64
 
 T = TypeVar("T")
+
+# Appended by close(): what lies right of it was put late, and only that may be discarded.
+_CLOSED_MARK: Any = object()
 
 
 class MailboxStatistics(NamedTuple):
@@ -52,6 +55,8 @@ class MailboxStatistics(NamedTuple):
     """Times a producer had to wait for room under the ``block`` policy."""
     high_water: int
     """The most items seen queued when backpressure was applied."""
+    late: int
+    """Items put after the mailbox was closed and discarded past ``max_size``."""
 
 
 class Mailbox(Generic[T]):
@@ -68,6 +73,7 @@ class Mailbox(Generic[T]):
         "_dropped",
         "_high_water",
         "_items",
+        "_late",
         "_max_size",
         "_on_first_drop",
         "_policy",
@@ -108,6 +114,7 @@ class Mailbox(Generic[T]):
         self._dropped = 0
         self._blocked = 0
         self._high_water = 0
+        self._late = 0
         self._consumer_thread: int | None = None
         self.wake_pending = False
         self.closed = False
@@ -128,11 +135,23 @@ class Mailbox(Generic[T]):
         size = len(self._items)
         if size <= self._max_size:
             return
+        if self.closed:
+            self._discard_late()
+            return
         self._high_water = max(self._high_water, size)
         if self._policy == "block":
             self._block()
         elif type(item) is Metric:  # only a metric's put may cost a metric
             self._drop()
+
+    def _discard_late(self) -> None:
+        # Nobody drains a closed mailbox past its final delivery: a producer still
+        # logging into a closed run (another thread, or after SIGTERM) must not grow it.
+        items = self._items
+        with self._cond:
+            while len(items) > self._max_size and items[-1] is not _CLOSED_MARK:
+                items.pop()
+                self._late += 1
 
     def _drop(self) -> None:
         items = self._items
@@ -233,12 +252,15 @@ class Mailbox(Generic[T]):
         self.wake_pending = False
         items = self._items
         popleft = items.popleft
-        if self._policy == "block":
-            # only this consumer pops: `count` items are surely there
+        if self._policy == "block" and not self.closed:
+            # only this consumer pops: `count` items are surely there (once closed, late
+            # producers pop too; close() runs on this consumer's thread, so no race here)
             taken = [popleft() for _ in repeat(None, min(len(items), limit))]
         else:  # producers pop too, under the lock
             with self._cond:
                 taken = [popleft() for _ in repeat(None, min(len(items), limit))]
+            if self.closed:
+                taken = [item for item in taken if item is not _CLOSED_MARK]
         self.notify_waiters()
         return taken
 
@@ -246,9 +268,15 @@ class Mailbox(Generic[T]):
         return len(self._items)
 
     def close(self) -> None:
-        """Stop blocking producers; later puts still land and are drained by the closer."""
-        self.closed = True
+        """Stop blocking producers; later puts beyond ``max_size`` are counted as ``late``.
+
+        Puts after the close still land (the closer drains them) up to ``max_size``.
+        """
         with self._cond:
+            if self.closed:
+                return
+            self._items.append(_CLOSED_MARK)
+            self.closed = True
             self._cond.notify_all()
 
     def statistics(self) -> MailboxStatistics:
@@ -260,4 +288,5 @@ class Mailbox(Generic[T]):
             dropped=self._dropped,
             blocked=self._blocked,
             high_water=self._high_water,
+            late=self._late,
         )
