@@ -335,7 +335,7 @@ class Run(Span):
             return dict(self._final_stats)
         if self._actor is None:
             return dict.fromkeys(
-                ("events", "dropped", "blocked", "queued", "undelivered", "spooled"), 0
+                ("events", "dropped", "blocked", "queued", "undelivered", "spooled", "late"), 0
             )
         return self._actor.stats()
 
