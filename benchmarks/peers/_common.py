@@ -120,6 +120,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
 
 
+WARNINGS: list[str] = []
+
+
+def warn(text: str) -> None:
+    """Report something about this run of the workload (data lost, an API missing...)."""
+    if text not in WARNINGS:
+        WARNINGS.append(text)
+
+
 class Unsupported(Exception):
     """Raised by a peer that finds at run time that it cannot do a workload."""
 
@@ -130,13 +139,20 @@ def _unpack(result):
     return result[0], result[1], None
 
 
-def _repeats(args, body) -> list[dict[str, Any]]:
-    """Call ``body(index)`` ``args.repeats`` times, fewer once ``args.budget`` seconds are spent."""
+def _repeats(args, body, peer) -> list[dict[str, Any]]:
+    """Call ``body(index)`` ``args.repeats`` times, fewer once ``args.budget`` seconds are spent.
+
+    A peer may set ``last_check`` (what it read back, what it lost) during a repeat.
+    """
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for index in range(args.repeats):
         gc.collect()
-        records.append(body(index))
+        peer.last_check = None
+        record = body(index)
+        if peer.last_check and "check" not in record:
+            record["check"] = peer.last_check
+        records.append(record)
         if index + 1 >= args.min_repeats and time.perf_counter() - started > args.budget:
             break
     return records
@@ -168,7 +184,7 @@ def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
                 record["rss_growth_mb"] = peak_rss_mb() - rss_setup
             return record
 
-        records = _repeats(args, body)
+        records = _repeats(args, body, peer)
         check = getattr(peer, "check_metrics", None)
         if check is not None:
             extra["check"] = check(n)
@@ -188,7 +204,7 @@ def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
                 "bytes_per_call": written / n,
             }
 
-        records = _repeats(args, body)
+        records = _repeats(args, body, peer)
 
     elif workload == "concurrent":
 
@@ -202,7 +218,7 @@ def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
                 record["check"] = check
             return record
 
-        records = _repeats(args, body)
+        records = _repeats(args, body, peer)
 
     elif workload == "eval":
 
@@ -220,7 +236,7 @@ def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
                 record["check"] = check
             return record
 
-        records = _repeats(args, body)
+        records = _repeats(args, body, peer)
     else:  # pragma: no cover - argparse restricts the choices
         raise ValueError(workload)
 
@@ -269,9 +285,8 @@ def main(peer_class: type, *, name: str) -> None:
                     reason=f"failed: {type(exc).__name__}: {exc}"[:500],
                     traceback=traceback.format_exc()[-3000:],
                 )
-    gaps = getattr(peer_class, "GAPS", [])
-    if gaps:
-        result["gaps"] = sorted(set(gaps))
+    if WARNINGS:
+        result["warnings"] = WARNINGS
     sys.stdout.flush()
     print("RESULT " + json.dumps(result), flush=True)
     teardown = getattr(peer, "teardown", None)
