@@ -25,7 +25,14 @@ from strikes._continue import get_run_context as get_run_context
 from strikes._run import Run as Run
 from strikes._run import get_current_run as get_current_run
 from strikes._run import run as run
+from strikes._scorers import Scorer as Scorer
+from strikes._task import AsyncTask as AsyncTask
+from strikes._task import ScoreAssertionError as ScoreAssertionError
+from strikes._task import SyncTask as SyncTask
+from strikes._task import Task as Task
 from strikes._task import TaskSpan as TaskSpan
+from strikes._task import TaskSpanList as TaskSpanList
+from strikes._task import task as task
 from strikes._task import task_span as task_span
 from strikes._values import MetricPoint as MetricPoint
 from strikes.runtime.actor import DeliveryPolicy as DeliveryPolicy
@@ -46,6 +53,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree without ins
     __version__ = "0.0.0"
 
 __all__ = [
+    "AsyncTask",
     "ConsoleSink",
     "DeliveryPolicy",
     "LocalStore",
@@ -55,12 +63,17 @@ __all__ = [
     "Run",
     "RunContext",
     "RunRecord",
+    "ScoreAssertionError",
+    "Scorer",
     "Settings",
     "Sink",
     "SpoolReport",
     "Store",
+    "SyncTask",
+    "Task",
     "TaskRecord",
     "TaskSpan",
+    "TaskSpanList",
     "__version__",
     "configure",
     "continue_run",
@@ -82,6 +95,7 @@ __all__ = [
     "resend_spool",
     "run",
     "tag",
+    "task",
     "task_span",
     "wait_for_room",
 ]

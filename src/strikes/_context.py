@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from strikes._run import Run
@@ -28,7 +28,7 @@ class Span:
     span_id: str
     parent_id: str
     label: str
-    children: list[TaskSpan]
+    children: list[TaskSpan[Any]]
 
     def __init__(self) -> None:
         self._aggregates: dict[str, list[float]] | None = None
@@ -66,9 +66,9 @@ class Span:
                 return value
 
     @property
-    def all_tasks(self) -> list[TaskSpan]:
+    def all_tasks(self) -> list[TaskSpan[Any]]:
         """Every task below this span, depth first, in start order."""
-        found: list[TaskSpan] = []
+        found: list[TaskSpan[Any]] = []
         stack = list(reversed(self.children))
         while stack:
             task = stack.pop()
@@ -77,7 +77,7 @@ class Span:
         return found
 
     @property
-    def tasks(self) -> list[TaskSpan]:
+    def tasks(self) -> list[TaskSpan[Any]]:
         """The tasks started directly under this span."""
         return list(self.children)
 
