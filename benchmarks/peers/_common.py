@@ -16,6 +16,7 @@ prints one line ``RESULT {json}`` on stdout. A peer implements, on a class hande
 * ``eval(n, concurrency)``      an ``async`` method: ``n`` samples through an async traced
                                 task with a scorer, ``concurrency`` at a time;
                                 returns ``(t0, t_durable)`` or ``(t0, t_durable, check)``
+* ``task_bare(n)``              optional: as ``task`` with no inputs or outputs recorded
 * ``check_metrics(n)``          optional: after the last repeat, read back what was stored and
                                 return a short string (counted outside the clock)
 
@@ -129,6 +130,28 @@ def warn(text: str) -> None:
         WARNINGS.append(text)
 
 
+def children_rss_mb() -> float:
+    """RSS of this process's descendants now, in MB (W&B's service process, for one)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+            parents[int(entry)] = int(fields[1])
+            rss[int(entry)] = int(fields[21])
+        except (OSError, IndexError, ValueError):
+            continue
+    me, found, frontier = os.getpid(), set(), {os.getpid()}
+    while frontier:
+        frontier = {pid for pid, ppid in parents.items() if ppid in frontier} - found
+        found |= frontier
+    found.discard(me)
+    return sum(rss[pid] for pid in found) * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
 class Unsupported(Exception):
     """Raised by a peer that finds at run time that it cannot do a workload."""
 
@@ -182,6 +205,9 @@ def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
             if index == 0:
                 record["peak_rss_mb"] = peak_rss_mb()
                 record["rss_growth_mb"] = peak_rss_mb() - rss_setup
+                children = children_rss_mb()
+                if children:
+                    record["children_rss_mb"] = children
             return record
 
         records = _repeats(args, body, peer)
@@ -197,12 +223,17 @@ def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
             before = dir_bytes(directory)
             t0, t_called, t_durable = peer.task(n)
             written = dir_bytes(directory) - before
-            return {
+            record = {
                 "plain_us": base,
                 "caller_added_us": (t_called - t0) / n * 1e6 - base,
                 "added_us": (t_durable - t0) / n * 1e6 - base,
                 "bytes_per_call": written / n,
             }
+            bare = getattr(peer, "task_bare", None)
+            if bare is not None:  # the same calls with no inputs or outputs recorded
+                t0, _t_called, t_durable = bare(n)
+                record["bare_added_us"] = (t_durable - t0) / n * 1e6 - base
+            return record
 
         records = _repeats(args, body, peer)
 

@@ -80,10 +80,10 @@ class DreadnodePeer:
         ok = counts and all(count == n for count in counts)
         return f"{'ok' if ok else 'MISMATCH'}: metric points per run {sorted(set(counts))}"
 
-    def task(self, n):
+    def task(self, n, **options):
         dn = self.dn
 
-        @dn.task
+        @dn.task(**options)
         def f(x):
             return x
 
@@ -109,6 +109,9 @@ class DreadnodePeer:
         self.last_check = f"{name} spans lost: {lost} of {n}"
         if lost:
             _common.warn(f"the span processor dropped {name!r} spans ('Queue full, dropping Span')")
+
+    def task_bare(self, n):
+        return self.task(n, log_inputs=False, log_output=False)
 
     async def concurrent(self, runs, each, every):
         dn = self.dn

@@ -7,7 +7,8 @@ no checks: the cheapest a Python recorder writing the same data could be. Runs i
 project's virtualenv (for msgspec) but imports nothing of strikes.
 
 * metrics: one Metric per call
-* task: TaskStarted, Input, Output, TaskFinished per call (strikes logs inputs and output)
+* task: TaskStarted, Input, Output, TaskFinished per call (strikes logs inputs and output);
+  with no inputs/outputs recorded, TaskStarted and TaskFinished
 * concurrent: one list and one file per run, under asyncio.gather like the others
 * eval: TaskStarted, Input, Output, Metric (the score), TaskFinished per sample
 """
@@ -133,6 +134,24 @@ class FloorPeer:
             append(Output(RUN, span, ROOT, seq(), now(), "output", out))
             append(TaskFinished(RUN, span, ROOT, seq(), now()))
             return out
+
+        t0 = time.perf_counter()
+        for i in range(n):
+            f(i)
+        t_called = time.perf_counter()
+        writer.close()
+        return t0, t_called, time.perf_counter()
+
+    def task_bare(self, n):
+        writer = self._writer()
+        append, seq, now = writer.append, itertools.count().__next__, time.time_ns
+        ids = itertools.count(1)
+
+        def f(x):
+            span = f"{next(ids):016x}"
+            append(TaskStarted(RUN, span, ROOT, seq(), now(), "f", "f"))
+            append(TaskFinished(RUN, span, ROOT, seq(), now()))
+            return x
 
         t0 = time.perf_counter()
         for i in range(n):

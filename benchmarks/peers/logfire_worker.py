@@ -75,10 +75,10 @@ class LogfirePeer:
         self._flush(n + 1)
         return t0, t_logged, time.perf_counter()
 
-    def task(self, n):
+    def task(self, n, extract_args=True):
         logfire = self.logfire
 
-        @logfire.instrument("f")
+        @logfire.instrument("f", extract_args=extract_args)
         def f(x):
             return x
 
@@ -89,6 +89,9 @@ class LogfirePeer:
             t_called = time.perf_counter()
         self._flush(n + 1)
         return t0, t_called, time.perf_counter()
+
+    def task_bare(self, n):
+        return self.task(n, extract_args=False)
 
     async def concurrent(self, runs, each, every):
         logfire = self.logfire

@@ -55,10 +55,10 @@ class StrikesPeer:
         ok = all(count == n for count in counts)
         return f"{'ok' if ok else 'MISMATCH'}: {len(counts)} runs read back, metrics per run {sorted(set(counts))}"
 
-    def task(self, n):
+    def task(self, n, **options):
         task = _task_decorator()
 
-        @task
+        @task(**options)
         def f(x):
             return x
 
@@ -68,6 +68,9 @@ class StrikesPeer:
                 f(i)
             t_called = time.perf_counter()
         return t0, t_called, time.perf_counter()
+
+    def task_bare(self, n):
+        return self.task(n, log_inputs=False, log_output=False)
 
     async def concurrent(self, runs, each, every):
         async def one(k):
