@@ -13,6 +13,7 @@ __all__ = ["Scorer", "ScorerLike", "is_async_callable", "score_value"]
 
 T = TypeVar("T")
 
+
 def is_async_callable(func: object) -> bool:
     """Whether calling ``func`` returns a coroutine (async def, or an async ``__call__``)."""
     if inspect.iscoroutinefunction(func):
