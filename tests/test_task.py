@@ -315,6 +315,17 @@ class TestRecording:
         assert span.label == "load_data"
         assert (span.inputs, span.outputs) == ({"path": "a.csv"}, {"rows": 3})
 
+    def test_task_span_closes_once(self) -> None:
+        """Closing a task span a second time raises instead of recording it twice."""
+        with dn.run("twice"):
+            span = dn.task_span("once")
+            span.open()
+            span.close()
+            with pytest.raises(RuntimeError, match="already closed"):
+                span.close()
+        assert span.recorded
+        assert span.duration is not None
+
     @pytest.mark.anyio
     async def test_task_span_async_with(self) -> None:
         """task_span works as an async with block, and tasks called inside are its children."""
