@@ -97,7 +97,7 @@ def _figures(
     }
 
 
-def otel_tracer() -> tuple[Any, Callable[[], None]] | None:
+def otel_tracer() -> tuple[Any, Callable[[], object]] | None:
     """A tracer with a BatchSpanProcessor and a dropping exporter, and its flush; or None."""
     try:  # optional: the reference column only
         from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import (
     TYPE_CHECKING,
     Any,
+    Concatenate,
     Generic,
     Literal,
     ParamSpec,
@@ -66,6 +67,8 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
+T = TypeVar("T")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
@@ -587,6 +590,9 @@ class Task(Generic[P, R]):
     """
 
     func: Callable[P, Any]
+    __name__: str
+    __qualname__: str
+    __wrapped__: Callable[P, Any]
     name: str
     label: str
     tags: tuple[str, ...]
@@ -682,7 +688,7 @@ class Task(Generic[P, R]):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, label={self.label!r})"
 
-    def __get__(self, instance: object, owner: type[Any] | None = None) -> Self:
+    def _bind_to(self, instance: object, owner: type[Any] | None) -> Any:
         """A decorated method: the task bound to ``instance`` (``self`` is not an input)."""
         if instance is None:
             return self
@@ -802,6 +808,18 @@ class SyncTask(Task[P, R]):
     """A task around a sync function: calling it returns the value; helpers use threads."""
 
     func: Callable[P, R]
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(
+        self: SyncTask[Concatenate[T, P2], R], instance: T, owner: type[Any] | None = None
+    ) -> SyncTask[P2, R]: ...
+
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Any:
+        """A decorated method: the task bound to ``instance`` (``self`` is not an input)."""
+        return self._bind_to(instance, owner)
 
     def __init__(self, func: Callable[P, R], **options: Any) -> None:
         super().__init__(func, **options)
@@ -1003,6 +1021,18 @@ class AsyncTask(Task[P, R]):
     """A task around an async function: calling it returns a coroutine; helpers use anyio."""
 
     func: Callable[P, Awaitable[R]]
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(
+        self: AsyncTask[Concatenate[T, P2], R], instance: T, owner: type[Any] | None = None
+    ) -> AsyncTask[P2, R]: ...
+
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Any:
+        """A decorated method: the task bound to ``instance`` (``self`` is not an input)."""
+        return self._bind_to(instance, owner)
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Await the function in a task span and return its value (re-raising its error)."""
