@@ -56,12 +56,13 @@ class TestScorer:
     )
     def test_numbers_bools_and_metrics_are_scores(self, result: object, value: float) -> None:
         """Numbers, bools and metric-like objects (a numeric .value) become float scores."""
-        assert dn.Scorer(lambda _: result).score("x") == value
+        scorer: dn.Scorer[str] = dn.Scorer(lambda _: result)
+        assert scorer.score("x") == value
 
     def test_other_results_raise_naming_the_scorer(self) -> None:
         """A scorer returning something else raises TypeError naming it."""
         with pytest.raises(TypeError, match="scorer 'word' must return a number"):
-            dn.Scorer(lambda _: "high", name="word").score("x")
+            dn.Scorer[str](lambda _: "high", name="word").score("x")
 
     def test_sync_score_refuses_async_scorers(self) -> None:
         """score() on an async scorer raises; score_async() is the way."""

@@ -36,12 +36,12 @@ async def adouble(x: int) -> int:
 
 
 @dn.task
-def fail(message: str) -> None:
+def fail(message: str) -> int:
     raise ValueError(message)
 
 
 @dn.task
-async def afail(message: str) -> None:
+async def afail(message: str) -> int:
     await anyio.lowlevel.checkpoint()
     raise ValueError(message)
 
@@ -499,7 +499,7 @@ class TestMap:
 
         @dn.task
         def power(base: int, exp: int, scale: int = 1) -> int:
-            return scale * base**exp
+            return int(scale * base**exp)
 
         with dn.run("dict"):
             assert power.map({"base": [2, 3], "exp": [3, 2]}, scale=10) == [80, 90]
@@ -619,7 +619,7 @@ class TestMap:
             assert outer() == [1, 2, 3]
         assert seen == [("mine", "ctx")] * 3
         (parent,) = run.tasks
-        assert sorted(child.output for child in parent.tasks) == [1, 2, 3]
+        assert sorted(child.output or 0 for child in parent.tasks) == [1, 2, 3]
 
     def test_many(self) -> None:
         """many(n) calls the task n times with the same arguments."""
@@ -745,7 +745,7 @@ class TestTaskSpanList:
         spans = _scored([1.0, 3.0])
         spans[0].metrics["other"] = [dn.MetricPoint(9.0)]  # mean 5.0 beats 3.0
         assert [s.output for s in spans.sorted()] == [0, 1]
-        assert [s.output for s in spans.sorted(key=lambda s: -s.output)] == [0, 1]
+        assert [s.output for s in spans.sorted(key=lambda s: -(s.output or 0))] == [0, 1]
         assert [s.output for s in spans.sorted(key=lambda s: s.output)] == [1, 0]
 
     def test_failed_spans_rank_last_and_never_top(self) -> None:
