@@ -255,6 +255,8 @@ def medians(result: dict[str, Any]) -> dict[str, float]:
     records = result.get("repeats") or []
     fields = sorted({k for r in records for k, v in r.items() if isinstance(v, (int, float))})
     out = {f: statistics.median([r[f] for r in records if f in r]) for f in fields}
+    if "lost_fraction" in out:  # the worst repeat: any loss is worth a footnote
+        out["lost_fraction"] = max(r.get("lost_fraction", 0.0) for r in records)
     if "peak_rss_mb" in out and "children_rss_mb" in out:
         out["peak_rss_mb"] += out["children_rss_mb"]  # W&B's service process holds the data
     shape = result.get("shape", {})
@@ -321,7 +323,20 @@ def markdown(data: dict[str, Any]) -> str:
 
     for workload in WORKLOADS:
         first = True
+        if workload == "concurrent":
+            cells = []
+            for peer in order:
+                result = results.get(peer, {}).get(workload)
+                if result is None:
+                    cells.append("—")
+                elif result.get("supported"):
+                    cells.append(result.get("support", "yes"))
+                else:
+                    cells.append("no")
+            lines.append(f"| {_title(workload, data)} | supports it | " + " | ".join(cells) + " |")
+            first = False
         for field, label, decimals in FIGURES[workload]:
+            headline = field == FIGURES[workload][0][0]
             cells = []
             for peer in order:
                 result = results.get(peer, {}).get(workload)
@@ -330,7 +345,8 @@ def markdown(data: dict[str, Any]) -> str:
                     cells.append("—")
                 elif not result.get("supported") or figures is None:
                     cells.append("n/a" + note(f"{PEERS[peer]['label']}, {workload}: "
-                                              f"{result.get('reason', 'not run')}") if first else "")
+                                              f"{result.get('reason', 'not run')}")
+                                 if headline else "")
                 elif field not in figures:
                     cells.append("—")
                 else:
@@ -342,7 +358,13 @@ def markdown(data: dict[str, Any]) -> str:
                     ratio = summary[workload]["ratios"].get(peer, {}).get(field)
                     if peer != "strikes" and ratio is not None:
                         cell += f" ({_ratio(ratio)})"
-                    if first and result["shape"].get("capped"):
+                    lost = figures.get("lost_fraction", 0.0)
+                    if headline and lost > 0:
+                        cell += " ⚠" + note(
+                            f"{PEERS[peer]['label']}, {workload}: lost up to {lost:.0%} of its "
+                            "spans in a repeat: its BatchSpanProcessor's queue holds 2,048 spans "
+                            "and drops what does not fit (the figures cover only what was kept)")
+                    if headline and result["shape"].get("capped"):
                         shape = result["shape"]
                         size = (f"{shape['runs']} runs × {shape['n']:,}" if workload == "concurrent"
                                 else f"{shape['n']:,}")
@@ -556,6 +578,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="override the number of repeats")
     parser.add_argument("--docs", action="store_true", help="rewrite docs/performance.md's table")
     parser.add_argument("--reinstall", action="store_true", help="recreate the peer venvs")
+    parser.add_argument("--render", action="store_true",
+                        help="run nothing: redraw the table, chart (and docs) from the last "
+                        "results/<mode>.json")
     parser.add_argument("--plot", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plot:
@@ -563,6 +588,9 @@ def main() -> None:
         return
 
     mode = "quick" if args.quick else "full"
+    if args.render:
+        render(mode, docs=args.docs)
+        return
     order = list(PEERS)
     if args.peers:
         wanted = {p.strip() for p in args.peers.split(",")} | {"strikes"}
@@ -646,22 +674,42 @@ def main() -> None:
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = mode if (args.peers, args.workloads) == (None, None) else f"{mode}-partial"
-    json_path, md_path, png_path = (RESULTS / f"{stem}.{ext}" for ext in ("json", "md", "png"))
+    json_path = RESULTS / f"{stem}.json"
     json_path.write_text(json.dumps(data, indent=1) + "\n")
+    write_outputs(data, json_path, docs=args.docs, reinstall=args.reinstall)
+
+
+def write_outputs(data: dict[str, Any], json_path: Path, *, docs: bool, reinstall: bool = False):
+    """From the results JSON: the Markdown table, the chart, the terminal table, the docs."""
+
+    def log(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    md_path, png_path = json_path.with_suffix(".md"), json_path.with_suffix(".png")
     table = markdown(data)
-    md_path.write_text(f"# Benchmark results ({mode})\n\n`{command}`, {data['finished']}\n\n"
-                       f"![chart]({png_path.name})\n\n{table}")
-    chart_error = draw_chart(json_path, png_path, reinstall=args.reinstall, log=log)
+    md_path.write_text(f"# Benchmark results ({data['mode']})\n\n`{data['command']}`, "
+                       f"{data['finished']}\n\n![chart]({png_path.name})\n\n{table}")
+    chart_error = draw_chart(json_path, png_path, reinstall=reinstall, log=log)
     if chart_error:
         log(f"  {chart_error}")
     print(text_table(data))
-    print(f"\nsuite: {wall:.0f} s (plus {setup_s:.0f} s preparing venvs); load average "
-          f"{load_before:.2f} -> {data['load_after']:.2f}")
+    print(f"\nsuite: {data['wall_s']:.0f} s (plus {data['venv_setup_s']:.0f} s preparing venvs); "
+          f"load average {data['load_before']:.2f} -> {data['load_after']:.2f}")
     print(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}"
           + ("" if chart_error else f", {png_path.relative_to(ROOT)}"))
-    if args.docs:
+    if docs:
         update_docs(data, table, png_path.name)
         print(f"updated {DOC.relative_to(ROOT)}")
+
+
+def render(mode: str, *, docs: bool) -> None:
+    json_path = RESULTS / f"{mode}.json"
+    if not json_path.exists():
+        raise SystemExit(f"no {json_path.relative_to(ROOT)} yet: run the suite first")
+    data = json.loads(json_path.read_text())
+    data["summary"] = summarize(data["results"])  # the rules may have changed since
+    json_path.write_text(json.dumps(data, indent=1) + "\n")
+    write_outputs(data, json_path, docs=docs)
 
 
 if __name__ == "__main__":

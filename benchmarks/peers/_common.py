@@ -165,16 +165,20 @@ def _unpack(result):
 def _repeats(args, body, peer) -> list[dict[str, Any]]:
     """Call ``body(index)`` ``args.repeats`` times, fewer once ``args.budget`` seconds are spent.
 
-    A peer may set ``last_check`` (what it read back, what it lost) during a repeat.
+    A peer may set ``last_check`` (what it read back, what it lost) and ``last_lost`` (the
+    fraction of the spans or events it should have written that it dropped) during a repeat.
     """
     records: list[dict[str, Any]] = []
     started = time.perf_counter()
     for index in range(args.repeats):
         gc.collect()
         peer.last_check = None
+        peer.last_lost = None
         record = body(index)
         if peer.last_check and "check" not in record:
             record["check"] = peer.last_check
+        if peer.last_lost is not None:
+            record["lost_fraction"] = peer.last_lost
         records.append(record)
         if index + 1 >= args.min_repeats and time.perf_counter() - started > args.budget:
             break
@@ -302,6 +306,7 @@ def main(peer_class: type, *, name: str) -> None:
     if args.workload != "version":
         unsupported = getattr(peer_class, "UNSUPPORTED", {})
         result["notes"] = getattr(peer_class, "NOTES", {}).get(args.workload, "")
+        result["support"] = getattr(peer_class, "SUPPORT", {}).get(args.workload, "yes")
         if args.workload in unsupported:
             result.update(supported=False, reason=unsupported[args.workload])
         else:

@@ -20,6 +20,7 @@ import _common
 
 
 class DreadnodePeer:
+    SUPPORT = {"concurrent": "yes (`with` only)"}
     NOTES = {
         "metrics": "dn.log_metric in `with dn.run()`; metrics kept in memory, written as one "
         "span attribute at run end; durable after exit + force_flush",
@@ -107,6 +108,7 @@ class DreadnodePeer:
         lost = n - (written - seen.get(name, 0))
         seen[name] = written
         self.last_check = f"{name} spans lost: {lost} of {n}"
+        self.last_lost = max(self.last_lost or 0.0, lost / n)
         if lost:
             _common.warn(f"the span processor dropped {name!r} spans ('Queue full, dropping Span')")
 

@@ -93,6 +93,7 @@ class Writer:
 
 
 class FloorPeer:
+    SUPPORT = {"concurrent": "—"}
     NOTES = {
         "metrics": "Metric Structs appended to a list, msgpack-encoded per 1,000, written",
         "task": "4 Structs per call (started, input, output, finished), same batching",

@@ -59,7 +59,9 @@ class LogfirePeer:
         self.logfire.force_flush()
         self.expected += expected
         lost = self.expected - self.exporter.spans
-        self.last_check = f"spans lost: {lost - getattr(self, '_lost', 0)} of {expected}"
+        new = lost - getattr(self, "_lost", 0)
+        self.last_check = f"spans lost: {new} of {expected}"
+        self.last_lost = max(self.last_lost or 0.0, new / expected)
         if lost:
             _common.warn("the BatchSpanProcessor dropped spans (queue full)")
         self._lost = lost

@@ -23,6 +23,7 @@ STORE = os.environ.get("BENCH_MLFLOW_STORE", "file")
 
 
 class MLflowPeer:
+    SUPPORT = {"concurrent": "client API only"}
     NOTES = {
         "metrics": f"mlflow.log_metric(key, value, step) in mlflow.start_run(), {STORE} store, "
         "synchronous: each call writes to the store",
@@ -96,7 +97,9 @@ class MLflowPeer:
                 pass
             fluent = "fluent API: nested start_run accepted"
         except Exception as exc:
-            fluent = f"fluent API refuses: {type(exc).__name__}: {str(exc)[:120]}"
+            fluent = f"the fluent API refuses a second open run: {type(exc).__name__}: " + (
+                str(exc).split(". ")[0].split(" with UUID ")[0] + " ... is already active"
+            )
 
         async def one(k):
             run_id = client.create_run(experiment_id, run_name=f"concurrent-{k}").info.run_id

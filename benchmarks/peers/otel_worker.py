@@ -41,12 +41,17 @@ class OTelPeer:
         self.tracer = self.provider.get_tracer("bench")
         self.expected_spans = 0
 
-    def _flush(self):
+    def _flush(self, expected):
+        """Flush; count the spans the BatchSpanProcessor dropped (its queue holds 2048)."""
         self.provider.force_flush()
-
-    def _lost(self):
-        """Spans the BatchSpanProcessor dropped (its queue holds 2048; full means dropped)."""
-        return self.expected_spans - self.exporter.spans
+        self.expected_spans += expected
+        lost = self.expected_spans - self.exporter.spans
+        new = lost - getattr(self, "_lost", 0)
+        self._lost = lost
+        self.last_check = f"spans lost: {new} of {expected}"
+        self.last_lost = max(self.last_lost or 0.0, new / expected)
+        if new:
+            _common.warn("the BatchSpanProcessor dropped spans (queue full)")
 
     def metrics(self, n):
         with self.tracer.start_as_current_span("metrics") as span:
@@ -55,8 +60,7 @@ class OTelPeer:
             for i in range(n):
                 add_event("loss", {"value": 0.5, "step": i})
             t_logged = time.perf_counter()
-        self._flush()
-        self.expected_spans += 1
+        self._flush(1)
         return t0, t_logged, time.perf_counter()
 
     def check_metrics(self, n):
@@ -76,11 +80,7 @@ class OTelPeer:
             for i in range(n):
                 f(i)
             t_called = time.perf_counter()
-        self._flush()
-        self.expected_spans += n + 1
-        lost = self._lost()
-        if lost:
-            _common.warn(f"BatchSpanProcessor dropped {lost} spans (queue full)")
+        self._flush(n + 1)
         return t0, t_called, time.perf_counter()
 
     def task_bare(self, n):
@@ -98,10 +98,8 @@ class OTelPeer:
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(k) for k in range(runs)))
-        self._flush()
-        t1 = time.perf_counter()
-        self.expected_spans += runs
-        return t0, t1, f"spans lost: {self._lost()}"
+        self._flush(runs)
+        return t0, time.perf_counter()
 
     async def eval(self, n, concurrency):
         tracer = self.tracer
@@ -121,10 +119,8 @@ class OTelPeer:
         with tracer.start_as_current_span("eval"):
             t0 = time.perf_counter()
             await _common.gather_limited(one, range(n), concurrency)
-        self._flush()
-        t1 = time.perf_counter()
-        self.expected_spans += 2 * n + 1
-        return t0, t1, f"spans lost: {self._lost()}"
+        self._flush(2 * n + 1)
+        return t0, time.perf_counter()
 
 if __name__ == "__main__":
     _common.main(OTelPeer, name="opentelemetry")

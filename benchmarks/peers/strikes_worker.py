@@ -73,8 +73,11 @@ class StrikesPeer:
         return self.task(n, log_inputs=False, log_output=False)
 
     async def concurrent(self, runs, each, every):
+        self.repeat = getattr(self, "repeat", 0) + 1
+        prefix = f"concurrent-{self.repeat}-"
+
         async def one(k):
-            async with dn.run(f"concurrent-{k}"):
+            async with dn.run(f"{prefix}{k}"):
                 for i in range(each):
                     dn.log_metric("loss", 0.5, step=i)
                     if i % every == every - 1:
@@ -82,7 +85,13 @@ class StrikesPeer:
 
         t0 = time.perf_counter()
         await asyncio.gather(*(one(k) for k in range(runs)))
-        return t0, time.perf_counter()
+        t1 = time.perf_counter()
+        counts = [
+            len(record.metrics.get("loss", []))
+            for record in dn.open_store(self.directory).runs(project="bench")
+            if record.name.startswith(prefix)
+        ]
+        return t0, t1, f"runs read back {len(counts)}, metrics per run {sorted(set(counts))}"
 
     async def eval(self, n, concurrency):
         task = _task_decorator()

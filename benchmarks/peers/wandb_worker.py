@@ -22,6 +22,7 @@ NO_WEAVE = (
 
 
 class WandbPeer:
+    SUPPORT = {"concurrent": "yes (run objects)"}
     UNSUPPORTED = {"task": NO_WEAVE, "eval": NO_WEAVE}
     NOTES = {
         "metrics": "run.log({'loss': v}, step=i) in wandb.init() (offline); "
