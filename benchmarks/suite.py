@@ -488,6 +488,7 @@ def plot(results_json: Path, out: Path) -> None:
     colors = {"strikes": "#d9480f", "dreadnode": "#5c7cfa", "opentelemetry": "#495057",
               "mlflow": "#1c7ed6", "wandb": "#f59f00", "logfire": "#ae3ec9"}
     fig, axes = plt.subplots(1, 4, figsize=(17, 5.2))
+    lost_any = False
     for ax, workload in zip(axes, WORKLOADS, strict=True):
         field, label, _decimals = FIGURES[workload][0]
         medians_ = summary[workload]["medians"]
@@ -506,7 +507,9 @@ def plot(results_json: Path, out: Path) -> None:
         floor = medians_.get("floor", {}).get(field)
         if floor:
             ax.axhline(floor, color="#2b8a3e", linestyle="--", linewidth=1)
-            ax.text(-0.45, floor, "floor", color="#2b8a3e", va="bottom", ha="left", fontsize=8)
+            ax.text(len(peers) - 0.6, floor, "floor", color="#2b8a3e", va="bottom", ha="right",
+                    fontsize=8, zorder=5, bbox={"facecolor": "white", "edgecolor": "none",
+                                                "pad": 0.5})
         ratios = summary[workload]["ratios"]
         for bar, peer, height in zip(bars, peers, heights, strict=True):
             if not height:
@@ -516,12 +519,18 @@ def plot(results_json: Path, out: Path) -> None:
                 continue
             ratio = ratios.get(peer, {}).get(field)
             text = f"{height:.3g}" if peer == "strikes" else f"{ratio:.3g}×" if ratio else ""
+            if medians_.get(peer, {}).get("lost_fraction"):
+                text += "*"
+                lost_any = True
             ax.text(bar.get_x() + bar.get_width() / 2, height, text, ha="center",
                     va="bottom", fontsize=8)
         ax.margins(y=0.15)
     fig.suptitle(f"strikes vs peers — lower is better; labels: figure ÷ strikes' "
                  f"({data['mode']} sizes, {data['machine']['nproc']} cores, "
                  f"{data['machine']['cpu']}, Python {data['machine']['python']})", fontsize=11)
+    if lost_any:
+        fig.text(0.995, 0.005, "* dropped spans during the workload: it covers less data",
+                 ha="right", va="bottom", fontsize=8, color="#495057")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
@@ -608,7 +617,9 @@ def main() -> None:
     def log(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    command = "python benchmarks/suite.py" + " ".join(["", *sys.argv[1:]]).rstrip()
+    python = Path(sys.executable)
+    shown = str(python.relative_to(ROOT)) if python.is_relative_to(ROOT) else "python"
+    command = f"{shown} benchmarks/suite.py" + " ".join(["", *sys.argv[1:]]).rstrip()
     log(f"strikes benchmark suite, {mode} sizes: {', '.join(order)}")
     pythons: dict[str, str] = {}
     install_errors: dict[str, str] = {}
