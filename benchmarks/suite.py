@@ -109,6 +109,7 @@ FIGURES = {
         ("caller_us", "µs per call in the caller", 2),
         ("bytes_per_event", "bytes on disk per event", 0),
         ("peak_rss_mb", "peak RSS, MB", 0),
+        ("rss_growth_mb", "RSS growth while logging, MB", 1),
     ],
     "task": [
         ("added_us", "µs added per call (until on disk)", 1),
