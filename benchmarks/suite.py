@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001 - the tables write ratios with the multiplication sign
 """strikes against the libraries users would pick instead, side by side, in one run.
 
     .venv/bin/python benchmarks/suite.py --quick     # ~3 minutes once the venvs exist
@@ -161,9 +162,19 @@ def ensure_venv(name: str, packages: list[str], *, reinstall: bool, log) -> tupl
                 [base_python(), "-m", "venv", str(path)], check=True, capture_output=True, text=True
             )
         done = subprocess.run(
-            [str(venv_python(name)), "-m", "pip", "install", "--disable-pip-version-check", "-q",
-             *packages],
-            capture_output=True, text=True, timeout=1800, check=False,
+            [
+                str(venv_python(name)),
+                "-m",
+                "pip",
+                "install",
+                "--disable-pip-version-check",
+                "-q",
+                *packages,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
         )
     except (subprocess.SubprocessError, OSError) as exc:
         return None, f"could not create the venv: {exc}"
@@ -196,11 +207,16 @@ def worker_args(peer: str, workload: str, mode: str, repeats: int | None) -> tup
     sizes = dict(SIZES[mode])
     cap = CAPS[mode].get(peer, {}).get(workload)
     args = [
-        "--workload", workload,
-        "--repeats", str(repeats or sizes["repeats"]),
-        "--budget", str(sizes["budget"]),
-        "--every", str(sizes["every"]),
-        "--concurrency", str(sizes["concurrency"]),
+        "--workload",
+        workload,
+        "--repeats",
+        str(repeats or sizes["repeats"]),
+        "--budget",
+        str(sizes["budget"]),
+        "--every",
+        str(sizes["every"]),
+        "--concurrency",
+        str(sizes["concurrency"]),
     ]
     if workload == "concurrent":
         runs, each = cap or sizes["concurrent"]
@@ -225,8 +241,13 @@ def run_worker(python: str, peer: str, workload: str, mode: str, repeats, workdi
     started = time.perf_counter()
     try:
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=SIZES[mode]["timeout"], env=env,
-            cwd=str(PEERS_DIR), check=False,
+            command,
+            capture_output=True,
+            text=True,
+            timeout=SIZES[mode]["timeout"],
+            env=env,
+            cwd=str(PEERS_DIR),
+            check=False,
         )
         out, err = done.stdout, done.stderr
     except subprocess.TimeoutExpired as exc:
@@ -236,12 +257,17 @@ def run_worker(python: str, peer: str, workload: str, mode: str, repeats, workdi
     result = None
     for line in reversed(out.splitlines()):
         if line.startswith("RESULT "):
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             break
     if result is None:
         tail = " ".join(err.strip().splitlines()[-3:])
-        result = {"peer": peer, "workload": workload, "supported": False, "error": True,
-                  "reason": f"worker failed: {tail[:400]}"}
+        result = {
+            "peer": peer,
+            "workload": workload,
+            "supported": False,
+            "error": True,
+            "reason": f"worker failed: {tail[:400]}",
+        }
     result["shape"] = shape
     result["seconds"] = round(elapsed, 2)
     shutil.rmtree(directory, ignore_errors=True)
@@ -307,7 +333,7 @@ def _ratio(value: float) -> str:
     return f"{value:.1f}×" if value >= 0.95 else f"{value:.2f}×"
 
 
-def markdown(data: dict[str, Any]) -> str:
+def markdown(data: dict[str, Any]) -> str:  # noqa: C901 - one table, many cases
     """The results as Markdown: the headline table, then per-peer notes."""
     results, summary, order = data["results"], data["summary"], data["order"]
     labels = [PEERS[p]["label"] for p in order]
@@ -345,17 +371,27 @@ def markdown(data: dict[str, Any]) -> str:
                 if result is None:
                     cells.append("—")
                 elif not result.get("supported") or figures is None:
-                    cells.append("n/a" + note(f"{PEERS[peer]['label']}, {workload}: "
-                                              f"{result.get('reason', 'not run')}")
-                                 if headline else "")
+                    cells.append(
+                        "n/a"
+                        + note(
+                            f"{PEERS[peer]['label']}, {workload}: {result.get('reason', 'not run')}"
+                        )
+                        if headline
+                        else ""
+                    )
                 elif field not in figures:
                     cells.append("—")
                 else:
                     cell = _fmt(figures[field], decimals)
                     if field == "wall_s" and figures.get("wall_estimated"):
-                        cell = "~" + cell + note(
-                            "~: estimated for the full shape from the µs per metric measured "
-                            "on fewer runs or metrics")
+                        cell = (
+                            "~"
+                            + cell
+                            + note(
+                                "~: estimated for the full shape from the µs per metric measured "
+                                "on fewer runs or metrics"
+                            )
+                        )
                     ratio = summary[workload]["ratios"].get(peer, {}).get(field)
                     if peer != "strikes" and ratio is not None:
                         cell += f" ({_ratio(ratio)})"
@@ -364,22 +400,30 @@ def markdown(data: dict[str, Any]) -> str:
                         cell += " ⚠" + note(
                             f"{PEERS[peer]['label']}, {workload}: lost up to {lost:.0%} of its "
                             "spans in a repeat: its BatchSpanProcessor's queue holds 2,048 spans "
-                            "and drops what does not fit (the figures cover only what was kept)")
+                            "and drops what does not fit (the figures cover only what was kept)"
+                        )
                     if headline and result["shape"].get("capped"):
                         shape = result["shape"]
-                        size = (f"{shape['runs']} runs × {shape['n']:,}" if workload == "concurrent"
-                                else f"{shape['n']:,}")
-                        cell += note(f"{PEERS[peer]['label']}, {workload}: measured on {size} "
-                                     "(fewer, to keep the suite minutes long; per-event figures)")
+                        size = (
+                            f"{shape['runs']} runs × {shape['n']:,}"
+                            if workload == "concurrent"
+                            else f"{shape['n']:,}"
+                        )
+                        cell += note(
+                            f"{PEERS[peer]['label']}, {workload}: measured on {size} "
+                            "(fewer, to keep the suite minutes long; per-event figures)"
+                        )
                     cells.append(cell)
             title = _title(workload, data) if first else ""
             lines.append(f"| {title} | {label} | " + " | ".join(cells) + " |")
             first = False
     lines.append("")
-    lines.append("Each cell: the median over the repeats, and in brackets that figure divided by "
-                 "strikes' from the same run (above 1× means strikes is faster or smaller). "
-                 "The floor column is the same events built as msgspec Structs and written in "
-                 "batches with no library around them.")
+    lines.append(
+        "Each cell: the median over the repeats, and in brackets that figure divided by "
+        "strikes' from the same run (above 1× means strikes is faster or smaller). "
+        "The floor column is the same events built as msgspec Structs and written in "
+        "batches with no library around them."
+    )
     lines.append("")
     for i, text in enumerate(footnotes, 1):
         lines.append(f"<sup>{i}</sup> {text}  ")
@@ -424,7 +468,9 @@ def text_table(data: dict[str, Any]) -> str:
     """A plain-text version of the headline figures for the terminal."""
     order, summary = data["order"], data["summary"]
     width = 16
-    rows = ["figure".ljust(44) + "".join(PEERS[p]["label"][:width - 1].rjust(width) for p in order)]
+    rows = [
+        "figure".ljust(44) + "".join(PEERS[p]["label"][: width - 1].rjust(width) for p in order)
+    ]
     for workload in WORKLOADS:
         rows.append(TITLES[workload])
         for field, label, decimals in FIGURES[workload]:
@@ -454,8 +500,7 @@ def machine() -> dict[str, Any]:
         pass
     memory = ""
     try:
-        with open("/proc/meminfo") as handle:
-            kb = int(handle.readline().split()[1])
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
         memory = f"{kb / 1024 / 1024:.0f} GiB"
     except (OSError, ValueError, IndexError):
         pass
@@ -478,16 +523,22 @@ def _now() -> str:
 
 def plot(results_json: Path, out: Path) -> None:
     """Draw the chart (runs in the _plot venv, where matplotlib is)."""
-    import matplotlib
+    import matplotlib as mpl  # noqa: PLC0415 - only the _plot venv has matplotlib
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     data = json.loads(results_json.read_text())
     summary, order = data["summary"], data["order"]
     peers = [p for p in order if p != "floor"]
-    colors = {"strikes": "#d9480f", "dreadnode": "#5c7cfa", "opentelemetry": "#495057",
-              "mlflow": "#1c7ed6", "wandb": "#f59f00", "logfire": "#ae3ec9"}
+    colors = {
+        "strikes": "#d9480f",
+        "dreadnode": "#5c7cfa",
+        "opentelemetry": "#495057",
+        "mlflow": "#1c7ed6",
+        "wandb": "#f59f00",
+        "logfire": "#ae3ec9",
+    }
     fig, axes = plt.subplots(1, 4, figsize=(17, 5.2))
     lost_any = False
     for ax, workload in zip(axes, WORKLOADS, strict=True):
@@ -498,9 +549,12 @@ def plot(results_json: Path, out: Path) -> None:
             names.append(PEERS[peer]["label"])
             value = medians_.get(peer, {}).get(field)
             xs.append(i)
-            heights.append(value if value else 0)
-        bars = ax.bar(xs, [h if h else float("nan") for h in heights],
-                      color=[colors.get(p, "#868e96") for p in peers])
+            heights.append(value or 0)
+        bars = ax.bar(
+            xs,
+            [h or float("nan") for h in heights],
+            color=[colors.get(p, "#868e96") for p in peers],
+        )
         ax.set_yscale("log")
         ax.set_xticks(xs, names, rotation=35, ha="right", fontsize=9)
         ax.set_title(TITLES[workload], fontsize=10)
@@ -508,30 +562,61 @@ def plot(results_json: Path, out: Path) -> None:
         floor = medians_.get("floor", {}).get(field)
         if floor:
             ax.axhline(floor, color="#2b8a3e", linestyle="--", linewidth=1)
-            ax.text(len(peers) - 0.6, floor, "floor", color="#2b8a3e", va="bottom", ha="right",
-                    fontsize=8, zorder=5, bbox={"facecolor": "white", "edgecolor": "none",
-                                                "pad": 0.5})
+            ax.text(
+                len(peers) - 0.6,
+                floor,
+                "floor",
+                color="#2b8a3e",
+                va="bottom",
+                ha="right",
+                fontsize=8,
+                zorder=5,
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5},
+            )
         ratios = summary[workload]["ratios"]
         for bar, peer, height in zip(bars, peers, heights, strict=True):
             if not height:
-                ax.text(bar.get_x() + bar.get_width() / 2, 0.02, "n/a", ha="center",
-                        va="bottom", fontsize=9, color="#868e96",
-                        transform=ax.get_xaxis_transform())
+                ax.text(
+                    bar.get_x() + bar.get_width() / 2,
+                    0.02,
+                    "n/a",
+                    ha="center",
+                    va="bottom",
+                    fontsize=9,
+                    color="#868e96",
+                    transform=ax.get_xaxis_transform(),
+                )
                 continue
             ratio = ratios.get(peer, {}).get(field)
             text = f"{height:.3g}" if peer == "strikes" else f"{ratio:.3g}×" if ratio else ""
             if medians_.get(peer, {}).get("lost_fraction"):
                 text += "*"
                 lost_any = True
-            ax.text(bar.get_x() + bar.get_width() / 2, height, text, ha="center",
-                    va="bottom", fontsize=8)
+            ax.text(
+                bar.get_x() + bar.get_width() / 2,
+                height,
+                text,
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
         ax.margins(y=0.15)
-    fig.suptitle(f"strikes vs peers — lower is better; labels: figure ÷ strikes' "
-                 f"({data['mode']} sizes, {data['machine']['nproc']} cores, "
-                 f"{data['machine']['cpu']}, Python {data['machine']['python']})", fontsize=11)
+    fig.suptitle(
+        f"strikes vs peers — lower is better; labels: figure ÷ strikes' "
+        f"({data['mode']} sizes, {data['machine']['nproc']} cores, "
+        f"{data['machine']['cpu']}, Python {data['machine']['python']})",
+        fontsize=11,
+    )
     if lost_any:
-        fig.text(0.995, 0.005, "* dropped spans during the workload: it covers less data",
-                 ha="right", va="bottom", fontsize=8, color="#495057")
+        fig.text(
+            0.995,
+            0.005,
+            "* dropped spans during the workload: it covers less data",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+            color="#495057",
+        )
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
@@ -540,8 +625,12 @@ def draw_chart(json_path: Path, png_path: Path, *, reinstall: bool, log) -> str:
     python, error = ensure_venv("_plot", PLOT_PACKAGES, reinstall=reinstall, log=log)
     if python is None:
         return error
-    done = subprocess.run([python, str(Path(__file__).resolve()), "--plot", str(json_path),
-                           str(png_path)], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [python, str(Path(__file__).resolve()), "--plot", str(json_path), str(png_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         return "chart failed: " + " ".join(done.stderr.strip().splitlines()[-2:])
     return ""
@@ -554,20 +643,26 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 def update_docs(data: dict[str, Any], table: str, png_name: str) -> None:
     m = data["machine"]
-    block = "\n".join([
-        START,
-        f"Measured {data['finished']} with `{data['command']}` "
-        f"({data['mode']} sizes; suite wall time {data['wall_s']:.0f} s).",
-        "",
-        f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, "
-        f"{m['implementation']} {m['python']}, {m['os']}; load average "
-        f"{data['load_before']:.2f} before the run, {data['load_after']:.2f} after.",
-        "",
-        f"![strikes vs peers](../benchmarks/results/{png_name})",
-        "",
-        table.rstrip(),
-        END,
-    ])
+    block = "\n".join(
+        [
+            START,
+            (
+                f"Measured {data['finished']} with `{data['command']}` "
+                f"({data['mode']} sizes; suite wall time {data['wall_s']:.0f} s)."
+            ),
+            "",
+            (
+                f"Machine: {m['nproc']} cores ({m['cpu']}), {m['memory']} RAM, "
+                f"{m['implementation']} {m['python']}, {m['os']}; load average "
+                f"{data['load_before']:.2f} before the run, {data['load_after']:.2f} after."
+            ),
+            "",
+            f"![strikes vs peers](../benchmarks/results/{png_name})",
+            "",
+            table.rstrip(),
+            END,
+        ]
+    )
     text = DOC.read_text() if DOC.exists() else ""
     if START in text and END in text:
         head, rest = text.split(START, 1)
@@ -580,7 +675,7 @@ def update_docs(data: dict[str, Any], table: str, png_name: str) -> None:
 # -- main ----------------------------------------------------------------------------------
 
 
-def main() -> None:
+def main() -> None:  # noqa: C901 - argument handling, then one loop
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, ~3 minutes")
     parser.add_argument("--peers", help="comma-separated subset (strikes always runs)")
@@ -588,9 +683,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, help="override the number of repeats")
     parser.add_argument("--docs", action="store_true", help="rewrite docs/performance.md's table")
     parser.add_argument("--reinstall", action="store_true", help="recreate the peer venvs")
-    parser.add_argument("--render", action="store_true",
-                        help="run nothing: redraw the table, chart (and docs) from the last "
-                        "results/<mode>.json")
+    parser.add_argument(
+        "--render",
+        action="store_true",
+        help="run nothing: redraw the table, chart (and docs) from the last results/<mode>.json",
+    )
     parser.add_argument("--plot", nargs=2, metavar=("JSON", "PNG"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.plot:
@@ -649,7 +746,9 @@ def main() -> None:
             if peer not in pythons:
                 for workload in workloads:
                     results[peer][workload] = {
-                        "peer": peer, "workload": workload, "supported": False,
+                        "peer": peer,
+                        "workload": workload,
+                        "supported": False,
                         "reason": f"not installed: {install_errors[peer]}",
                     }
                 continue
@@ -662,8 +761,10 @@ def main() -> None:
                     field = FIGURES[workload][0][0]
                     value = medians(result).get(field)
                     head = f"{field}={value:.4g} " if value is not None else ""
-                log(f"  {peer:<14} {workload:<11} {result['seconds']:6.1f} s  "
-                    f"{len(result.get('repeats') or [])} repeats  {head}{status[:150]}")
+                log(
+                    f"  {peer:<14} {workload:<11} {result['seconds']:6.1f} s  "
+                    f"{len(result.get('repeats') or [])} repeats  {head}{status[:150]}"
+                )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     wall = time.perf_counter() - started
@@ -699,16 +800,22 @@ def write_outputs(data: dict[str, Any], json_path: Path, *, docs: bool, reinstal
 
     md_path, png_path = json_path.with_suffix(".md"), json_path.with_suffix(".png")
     table = markdown(data)
-    md_path.write_text(f"# Benchmark results ({data['mode']})\n\n`{data['command']}`, "
-                       f"{data['finished']}\n\n![chart]({png_path.name})\n\n{table}")
+    md_path.write_text(
+        f"# Benchmark results ({data['mode']})\n\n`{data['command']}`, "
+        f"{data['finished']}\n\n![chart]({png_path.name})\n\n{table}"
+    )
     chart_error = draw_chart(json_path, png_path, reinstall=reinstall, log=log)
     if chart_error:
         log(f"  {chart_error}")
     print(text_table(data))
-    print(f"\nsuite: {data['wall_s']:.0f} s (plus {data['venv_setup_s']:.0f} s preparing venvs); "
-          f"load average {data['load_before']:.2f} -> {data['load_after']:.2f}")
-    print(f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}"
-          + ("" if chart_error else f", {png_path.relative_to(ROOT)}"))
+    print(
+        f"\nsuite: {data['wall_s']:.0f} s (plus {data['venv_setup_s']:.0f} s preparing venvs); "
+        f"load average {data['load_before']:.2f} -> {data['load_after']:.2f}"
+    )
+    print(
+        f"wrote {json_path.relative_to(ROOT)}, {md_path.relative_to(ROOT)}"
+        + ("" if chart_error else f", {png_path.relative_to(ROOT)}")
+    )
     if docs:
         update_docs(data, table, png_path.name)
         print(f"updated {DOC.relative_to(ROOT)}")

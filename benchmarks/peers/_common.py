@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -102,17 +103,14 @@ def dir_bytes(path: str | os.PathLike[str]) -> int:
     total = 0
     for root, _dirs, files in os.walk(path):
         for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
+            with contextlib.suppress(OSError):  # a library may remove a file meanwhile
+                total += (Path(root) / name).lstat().st_size
     return total
 
 
 def rss_mb() -> float:
     """The resident set size now, in MB."""
-    with open("/proc/self/statm") as handle:
-        pages = int(handle.read().split()[1])
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
@@ -134,14 +132,13 @@ def children_rss_mb() -> float:
     """RSS of this process's descendants now, in MB (W&B's service process, for one)."""
     parents: dict[int, int] = {}
     rss: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-            parents[int(entry)] = int(fields[1])
-            rss[int(entry)] = int(fields[21])
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            parents[int(entry.name)] = int(fields[1])
+            rss[int(entry.name)] = int(fields[21])
         except (OSError, IndexError, ValueError):
             continue
     me, found, frontier = os.getpid(), set(), {os.getpid()}
@@ -152,7 +149,7 @@ def children_rss_mb() -> float:
     return sum(rss[pid] for pid in found) * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
-class Unsupported(Exception):
+class UnsupportedError(Exception):
     """Raised by a peer that finds at run time that it cannot do a workload."""
 
 
@@ -185,7 +182,7 @@ def _repeats(args, body, peer) -> list[dict[str, Any]]:
     return records
 
 
-def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:
+def run_workload(peer: Any, args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901 - one branch per workload
     workload = args.workload
     directory = Path(args.dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -312,7 +309,7 @@ def main(peer_class: type, *, name: str) -> None:
         else:
             try:
                 result.update(supported=True, **run_workload(peer, args))
-            except Unsupported as exc:
+            except UnsupportedError as exc:
                 result.update(supported=False, reason=str(exc))
             except BaseException as exc:
                 result.update(
@@ -327,10 +324,8 @@ def main(peer_class: type, *, name: str) -> None:
     print("RESULT " + json.dumps(result), flush=True)
     teardown = getattr(peer, "teardown", None)
     if teardown is not None:
-        try:
+        with contextlib.suppress(Exception):
             teardown()
-        except Exception:
-            pass
     sys.stdout.flush()
     # Some libraries block at interpreter exit (atexit flushes, service processes): the
     # result is out, so leave without running them.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 import threading
+from pathlib import Path
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -20,7 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 class OTLPFileSpanExporter(SpanExporter):
     def __init__(self, path):
         self.path = path
-        self._handle = open(path, "ab")  # noqa: SIM115 - closed in shutdown
+        self._handle = Path(path).open("ab")  # noqa: SIM115 - closed in shutdown
         self._lock = threading.Lock()
         self.spans = 0
 
@@ -43,8 +44,7 @@ class OTLPFileSpanExporter(SpanExporter):
 
 def read_requests(path):
     """Yield every ExportTraceServiceRequest in a file written by the exporter."""
-    with open(path, "rb") as handle:
-        data = handle.read()
+    data = Path(path).read_bytes()
     offset = 0
     while offset + 4 <= len(data):
         (size,) = struct.unpack_from("<I", data, offset)

@@ -1,3 +1,4 @@
+# ruff: noqa: PLC0415 - the library is imported in setup(), after its environment is set
 """The dreadnode SDK, offline: no server and no API key, spans written to its local store.
 
 ``dn.configure(cache=DIR, trace_backend="local", console=False)`` with no credentials sets
@@ -15,13 +16,15 @@ import asyncio
 import json
 import os
 import time
+from importlib.metadata import version
+from typing import ClassVar
 
 import _common
 
 
 class DreadnodePeer:
-    SUPPORT = {"concurrent": "yes (`with` only)"}
-    NOTES = {
+    SUPPORT: ClassVar[dict[str, str]] = {"concurrent": "yes (`with` only)"}
+    NOTES: ClassVar[dict[str, str]] = {
         "metrics": "dn.log_metric in `with dn.run()`; metrics kept in memory, written as one "
         "span attribute at run end; durable after exit + force_flush",
         "task": "@dn.task on a sync function: dreadnode 2.x tasks are always coroutines, so "
@@ -32,8 +35,6 @@ class DreadnodePeer:
     }
 
     def version(self):
-        from importlib.metadata import version
-
         return version("dreadnode")
 
     def setup(self, directory):
@@ -53,13 +54,11 @@ class DreadnodePeer:
         self.instance._logfire.force_flush()
 
     def _spans(self):
-        for root, _dirs, files in os.walk(self.directory / "cache"):
-            for name in files:
-                if name.endswith(".jsonl"):
-                    with open(os.path.join(root, name)) as handle:
-                        for line in handle:
-                            if line.strip():
-                                yield json.loads(line)
+        for path in (self.directory / "cache").rglob("*.jsonl"):
+            with path.open() as handle:
+                for line in handle:
+                    if line.strip():
+                        yield json.loads(line)
 
     def metrics(self, n):
         dn = self.dn

@@ -19,7 +19,7 @@ import asyncio
 import itertools
 import struct
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import _common
 import msgspec
@@ -70,7 +70,7 @@ class Writer:
     """Append events; encode and write every BATCH of them."""
 
     def __init__(self, path):
-        self.handle = open(path, "ab")  # noqa: SIM115 - closed in close()
+        self.handle = path.open("ab")
         self.batch: list[Event] = []
         self.encode = msgspec.msgpack.Encoder().encode
         self.pack = struct.Struct("<I").pack
@@ -93,8 +93,8 @@ class Writer:
 
 
 class FloorPeer:
-    SUPPORT = {"concurrent": "—"}
-    NOTES = {
+    SUPPORT: ClassVar[dict[str, str]] = {"concurrent": "—"}
+    NOTES: ClassVar[dict[str, str]] = {
         "metrics": "Metric Structs appended to a list, msgpack-encoded per 1,000, written",
         "task": "4 Structs per call (started, input, output, finished), same batching",
         "concurrent": "one list + file per run; same awaits as the others",

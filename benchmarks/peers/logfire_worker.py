@@ -1,3 +1,4 @@
+# ruff: noqa: PLC0415 - the library is imported in setup(), after its environment is set
 """Pydantic Logfire with nothing sent: ``send_to_logfire=False``, console off.
 
 Logfire keeps no local copy of its own, so its spans go, through
@@ -12,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from importlib.metadata import version
+from typing import ClassVar
 
 import _common
 
 
 class LogfirePeer:
-    NOTES = {
+    NOTES: ClassVar[dict[str, str]] = {
         "metrics": "logfire.info('loss', value=v, step=i) inside `with logfire.span('run')`; "
         "durable after force_flush",
         "task": "@logfire.instrument('f') sync function (arguments recorded, as its default)",
@@ -27,8 +30,6 @@ class LogfirePeer:
     }
 
     def version(self):
-        from importlib.metadata import version
-
         return version("logfire")
 
     def setup(self, directory):

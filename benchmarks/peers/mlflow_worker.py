@@ -1,3 +1,4 @@
+# ruff: noqa: PLC0415 - the library is imported in setup(), after its environment is set
 """MLflow, with a local tracking store (no server).
 
 The store is the file store (``file://DIR/mlruns``, allowed with MLFLOW_ALLOW_FILE_STORE=true:
@@ -16,6 +17,8 @@ import logging
 import os
 import time
 import warnings
+from importlib.metadata import version
+from typing import ClassVar
 
 import _common
 
@@ -23,8 +26,8 @@ STORE = os.environ.get("BENCH_MLFLOW_STORE", "file")
 
 
 class MLflowPeer:
-    SUPPORT = {"concurrent": "client API only"}
-    NOTES = {
+    SUPPORT: ClassVar[dict[str, str]] = {"concurrent": "client API only"}
+    NOTES: ClassVar[dict[str, str]] = {
         "metrics": f"mlflow.log_metric(key, value, step) in mlflow.start_run(), {STORE} store, "
         "synchronous: each call writes to the store",
         "task": "@mlflow.trace sync function, called under one mlflow.start_span() parent; "
@@ -36,8 +39,6 @@ class MLflowPeer:
     }
 
     def version(self):
-        from importlib.metadata import version
-
         return version("mlflow")
 
     def setup(self, directory):

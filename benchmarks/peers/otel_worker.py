@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from importlib.metadata import version
+from typing import ClassVar
 
 import _common
 from _otlpfile import OTLPFileSpanExporter, spans_in
-from opentelemetry import trace
 from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 
 class OTelPeer:
-    NOTES = {
+    NOTES: ClassVar[dict[str, str]] = {
         "metrics": "span.add_event('loss', {value, step}) on the run's root span "
         "(event limit lifted); durable after span end + force_flush",
         "task": "@tracer.start_as_current_span('f') decorator (no inputs/outputs recorded)",
@@ -29,8 +30,6 @@ class OTelPeer:
     }
 
     def version(self):
-        from importlib.metadata import version
-
         return version("opentelemetry-sdk")
 
     def setup(self, directory):
@@ -121,6 +120,7 @@ class OTelPeer:
             await _common.gather_limited(one, range(n), concurrency)
         self._flush(2 * n + 1)
         return t0, time.perf_counter()
+
 
 if __name__ == "__main__":
     _common.main(OTelPeer, name="opentelemetry")

@@ -1,3 +1,4 @@
+# ruff: noqa: PLC0415 - the library is imported in setup(), after its environment is set
 """strikes, through its public API, writing to its default local store.
 
 Durable: a run's data is in its store directory once ``with dn.run()`` exits.
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import ClassVar
 
 import _common
 
@@ -23,7 +25,7 @@ def _task_decorator():
 
 
 class StrikesPeer:
-    NOTES = {
+    NOTES: ClassVar[dict[str, str]] = {
         "metrics": "dn.log_metric in `with dn.run()`; durable at run exit",
         "task": "@dn.task sync function called in a run (inputs and output logged)",
         "concurrent": "`async with dn.run()` per coroutine; contextvars keep runs apart",
@@ -53,7 +55,10 @@ class StrikesPeer:
             points = record.metrics.get("loss", [])
             counts.append(len(points))
         ok = all(count == n for count in counts)
-        return f"{'ok' if ok else 'MISMATCH'}: {len(counts)} runs read back, metrics per run {sorted(set(counts))}"
+        return (
+            f"{'ok' if ok else 'MISMATCH'}: {len(counts)} runs read back, "
+            f"metrics per run {sorted(set(counts))}"
+        )
 
     def task(self, n, **options):
         task = _task_decorator()

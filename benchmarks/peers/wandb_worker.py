@@ -1,3 +1,4 @@
+# ruff: noqa: PLC0415 - the library is imported in setup(), after its environment is set
 """Weights & Biases, offline (WANDB_MODE=offline): runs are written to ``DIR/wandb/offline-run-*``.
 
 ``run.log`` hands each row to the ``wandb-core`` service process, which appends it to the
@@ -12,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from importlib.metadata import version
+from typing import ClassVar
 
 import _common
 
@@ -22,9 +25,9 @@ NO_WEAVE = (
 
 
 class WandbPeer:
-    SUPPORT = {"concurrent": "yes (run objects)"}
-    UNSUPPORTED = {"task": NO_WEAVE, "eval": NO_WEAVE}
-    NOTES = {
+    SUPPORT: ClassVar[dict[str, str]] = {"concurrent": "yes (run objects)"}
+    UNSUPPORTED: ClassVar[dict[str, str]] = {"task": NO_WEAVE, "eval": NO_WEAVE}
+    NOTES: ClassVar[dict[str, str]] = {
         "metrics": "run.log({'loss': v}, step=i) in wandb.init() (offline); "
         "durable after run.finish()",
         "concurrent": "wandb.init(reinit='create_new') per coroutine and that run object's "
@@ -32,8 +35,6 @@ class WandbPeer:
     }
 
     def version(self):
-        from importlib.metadata import version
-
         return version("wandb")
 
     def setup(self, directory):
