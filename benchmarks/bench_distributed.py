@@ -25,7 +25,10 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
+
 import strikes as dn
+from strikes.sinks.otlp import OTLPSink
 
 RECEIVER = textwrap.dedent(
     """
@@ -78,24 +81,18 @@ RECEIVER = textwrap.dedent(
 
 
 def start_receiver() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
-    )
+    process = subprocess.Popen([sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     port = int(process.stdout.readline())
     return process, f"http://127.0.0.1:{port}"
 
 
 def received(url: str) -> tuple[int, int]:
-    import httpx
-
     spans, points = httpx.get(url).text.split()
     return int(spans), int(points)
 
 
 def bench_spans(url: str, count: int) -> None:
-    from strikes.sinks.otlp import OTLPSink
-
     sink = OTLPSink(url)
     dn.configure(sinks=[sink], batch_size=1000)
     before = received(url)[0]
@@ -113,8 +110,6 @@ def bench_spans(url: str, count: int) -> None:
 
 
 def bench_metrics(url: str, count: int) -> None:
-    from strikes.sinks.otlp import OTLPSink
-
     sink = OTLPSink(url, max_batch=5000, max_queue=200_000)
     dn.configure(sinks=[sink], batch_size=5000)
     before = received(url)[1]

@@ -93,14 +93,18 @@ def main() -> None:
             ends.append(end)
             floors.append(floor)
     caller, end, floor = (statistics.median(v) for v in (callers, ends, floors))
-    print(f"log_metric, {args.events:,} events x {args.repeats} repeats (medians), Python {sys.version.split()[0]}")
+    python = sys.version.split()[0]
+    print(f"log_metric, {args.events:,} events x {args.repeats} repeats (medians), Python {python}")
     print(f"{'':32}{'µs/event':>10}{'events/s':>14}{'x floor':>10}")
     print(f"{'floor (struct+append+encode+write)':32}{floor:10.3f}{1e6 / floor:14,.0f}{1.0:10.2f}")
-    print(f"{'strikes caller (in log_metric)':32}{caller:10.3f}{1e6 / caller:14,.0f}{caller / floor:10.2f}")
+    ratio = caller / floor
+    print(f"{'strikes caller (in log_metric)':32}{caller:10.3f}{1e6 / caller:14,.0f}{ratio:10.2f}")
     print(f"{'strikes end to end (in store)':32}{end:10.3f}{1e6 / end:14,.0f}{end / floor:10.2f}")
     small, large = args.events // 10, args.events * 3
-    print(f"peak RSS: {peak_rss_mb(small):.1f} MB for {small:,} events, "
-          f"{peak_rss_mb(large):.1f} MB for {large:,} events")
+    print(
+        f"peak RSS: {peak_rss_mb(small):.1f} MB for {small:,} events, "
+        f"{peak_rss_mb(large):.1f} MB for {large:,} events"
+    )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"(this process peaked at {own:.1f} MB)")
 

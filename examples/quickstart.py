@@ -24,7 +24,8 @@ def sweep() -> None:
         with dn.run(f"training-lr-{lr}", project="quickstart", tags=["sweep"]):
             dn.log_param("learning_rate", lr)
             for epoch in range(50):
-                dn.log_metric("loss", math.exp(-epoch * lr * 10) + random.random() * 0.01, step=epoch)
+                loss = math.exp(-epoch * lr * 10) + random.random() * 0.01
+                dn.log_metric("loss", loss, step=epoch)
             dn.log_metric("accuracy", train_model(lr)["accuracy"])
 
 
@@ -57,7 +58,9 @@ def main() -> None:
     runs = store.runs(project="quickstart")
     print(f"{len(runs)} runs in {store.path}:")
     for record in runs:
-        metrics = ", ".join(f"{name}[{len(points)}]" for name, points in sorted(record.metrics.items()))
+        metrics = ", ".join(
+            f"{name}[{len(points)}]" for name, points in sorted(record.metrics.items())
+        )
         print(f"  {record.id}  {record.name:<22} {record.status:<9} {metrics}")
 
 
