@@ -279,6 +279,28 @@ class TestBadValues:
         assert "no repr for you" in record.inputs["broken"]
         assert record.metrics["after"][0].value == 1.0
         assert record.status == "finished"
+    def test_ints_beyond_64_bits_are_kept_as_text(self, store_dir: Path) -> None:
+        """msgpack holds 64-bit ints; bigger ones are stored as their decimal text, nothing lost."""
+        huge = 2**100
+        with dn.run("bigints", tags=["t"], seed=huge) as run:
+            dn.log_param("seed", huge)
+            dn.log_param("nested", {"ids": [1, -(2**70)], 2**65: "key"})
+            dn.log_input("prime", 2**127 - 1)
+            dn.log_output("rows", [{"id": 2**64 + i} for i in range(300)])  # a blob
+            with dn.task_span("step", big=2**80):
+                dn.log_output("factorial", math.factorial(30))
+            dn.log_metric("after", 1)
+        record = dn.open_store(store_dir).run(run.run_id)
+        assert record.status == "finished"
+        assert record.params["seed"] == str(huge)
+        assert record.params["nested"] == {"ids": [1, str(-(2**70))], str(2**65): "key"}
+        assert record.inputs["prime"] == str(2**127 - 1)
+        assert record.outputs["rows"][299] == {"id": str(2**64 + 299)}
+        assert record.tasks[0].outputs["factorial"] == str(math.factorial(30))
+        assert record.metrics["after"][0].value == 1.0
+        assert _values.to_builtins(2**64 - 1) == 2**64 - 1  # the largest msgpack int stays an int
+        assert _values.to_builtins(-(2**63)) == -(2**63)
+
 
     def test_huge_param_is_refused_naming_it(self) -> None:
         """A param over 1 MiB is a ValueError naming the param; the run goes on."""

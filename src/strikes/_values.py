@@ -16,6 +16,7 @@ INLINE_MAX_BYTES = 4096
 """Values whose encoding is larger than this are stored once, by hash, as objects."""
 
 _KEEP_TYPES = (bytes, bytearray)
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1  # what msgpack can hold
 _encoder = msgspec.msgpack.Encoder()
 _warned_types: set[str] = set()
 
@@ -53,25 +54,69 @@ def _enc_hook(obj: object) -> Any:
     return _safe_repr(obj)
 
 
-def to_builtins(value: Any) -> Any:
-    """Convert ``value`` to msgpack-able builtins; unknown objects become their ``repr``."""
+def _int_text(number: int) -> str:
+    """Decimal text of an int msgpack cannot hold; hex past Python's int-to-str limit."""
+    try:
+        return str(number)
+    except ValueError:  # more digits than sys.get_int_max_str_digits() allows
+        return hex(number)
+
+
+def _fit_ints(value: Any) -> Any:
+    """Replace ints outside msgpack's 64-bit range by their text, anywhere in ``value``."""
+    kind = type(value)
+    if kind is int:
+        return value if _INT_MIN <= value <= _INT_MAX else _int_text(value)
+    if kind is list:
+        return [_fit_ints(item) for item in value]
+    if kind is dict:
+        return {_fit_ints(key): _fit_ints(item) for key, item in value.items()}
+    return value
+
+
+def _encode_fitted(built: Any) -> tuple[Any, bytes]:
+    """Encode ``built``; ints beyond 64 bits (rare) are first turned into text."""
+    try:
+        return built, _encoder.encode(built)
+    except OverflowError:
+        built = _fit_ints(built)
+        return built, _encoder.encode(built)
+
+
+def _builtins(value: Any) -> Any:
     try:
         return msgspec.to_builtins(value, builtin_types=_KEEP_TYPES, enc_hook=_enc_hook)
     except (RecursionError, ValueError, TypeError, OverflowError):
-        # Cycles, excessive depth, ints beyond 64 bits: keep a readable trace instead.
+        # Cycles, excessive depth: keep a readable trace instead.
         return _safe_repr(value)
+
+
+def to_builtins(value: Any) -> Any:
+    """Convert ``value`` to msgpack-able builtins.
+
+    Unknown objects become their ``repr``; ints beyond 64 bits become their decimal text.
+    """
+    built = _builtins(value)
+    kind = type(built)
+    if kind is int:
+        return built if _INT_MIN <= built <= _INT_MAX else _int_text(built)
+    if kind is list or kind is dict:
+        return _encode_fitted(built)[0]
+    return built
 
 
 def snapshot(value: Any) -> Snapshot:
     """Freeze ``value`` for an input, output or param event."""
     type_name = type(value).__qualname__
-    built = to_builtins(value)
+    built = _builtins(value)
     kind = type(built)
+    if kind is int and not _INT_MIN <= built <= _INT_MAX:
+        return Snapshot(_int_text(built), None, None, type_name)
     if kind in (int, float, bool) or built is None:
         return Snapshot(built, None, None, type_name)
     if kind is str and len(built) <= INLINE_MAX_BYTES // 4:
         return Snapshot(built, None, None, type_name)
-    data = _encoder.encode(built)
+    built, data = _encode_fitted(built)
     if len(data) <= INLINE_MAX_BYTES:
         return Snapshot(built, None, None, type_name)
     digest = hashlib.sha256(data).hexdigest()
