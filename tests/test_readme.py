@@ -21,3 +21,7 @@ def test_readme_python_blocks_run_in_order(store_dir: Path) -> None:
     assert record.name == "training-lr-0.01"
     assert record.metrics["evaluate.accuracy"][0].value == 0.93
     assert record.attributes == {"environment": "staging"}
+    (evaluation,) = dn.open_store(store_dir).runs(project="evals")
+    assert [task.output for task in evaluation.tasks] == ["4", "4"]
+    assert [task.metrics["exact"][0].value for task in evaluation.tasks] == [1.0, 1.0]
+    assert evaluation.metrics["ask.exact"][0].value == 1.0
