@@ -88,13 +88,13 @@ current_span: ContextVar[Span | None] = ContextVar("strikes_current_span", defau
 _warned: set[str] = set()
 
 
-def warn_no_run(what: str, *, stacklevel: int = 3) -> None:
+def warn_no_run(what: str, *, stacklevel: int = 3, outcome: str = "was ignored") -> None:
     """Warn, once per process and call, that ``what`` had no run to go to."""
     if what in _warned:
         return
     _warned.add(what)
     warnings.warn(
-        f"strikes.{what}() was called outside of a run and was ignored; "
+        f"strikes.{what}() was called outside of a run and {outcome}; "
         "open one with `with strikes.run():`",
         NoRunWarning,
         stacklevel=stacklevel,

@@ -78,6 +78,7 @@ _time_ns = time.time_ns
 _get_span = current_span.get
 _set_span = current_span.set
 _object_new = object.__new__
+_UNRECORDED = "ran as a plain call, not recorded"
 _INLINE_STR = 1024  # the longest str that snapshot() keeps inline (INLINE_MAX_BYTES // 4)
 _INT_MIN, _INT_END = -(2**63), 2**64  # ints msgpack can carry
 
@@ -202,7 +203,7 @@ class TaskSpan(Span, Generic[R]):
         parent = current_span.get()
         if parent is None:
             self._started_ns = _time_ns()
-            warn_no_run("task", stacklevel=4)
+            warn_no_run("task", outcome=_UNRECORDED, stacklevel=4)
             return False
         self._start(parent)
         return True
@@ -834,7 +835,7 @@ class SyncTask(Task[P, R]):
         """Call the function in a task span and return its value (re-raising its error)."""
         parent = _get_span()
         if parent is None:
-            warn_no_run("task", stacklevel=3)
+            warn_no_run("task", outcome=_UNRECORDED, stacklevel=3)
             return self.func(*args, **kwargs)
         span = self._execute(parent, args, kwargs)
         if span.exception is not None:
@@ -874,7 +875,7 @@ class SyncTask(Task[P, R]):
         """
         parent = _get_span()
         if parent is None:
-            warn_no_run("task", stacklevel=3)
+            warn_no_run("task", outcome=_UNRECORDED, stacklevel=3)
         return self._execute(parent, args, kwargs)
 
     try_run = run
@@ -909,7 +910,7 @@ class SyncTask(Task[P, R]):
     ) -> list[concurrent.futures.Future[TaskSpan[R]]]:
         parent = _get_span()
         if parent is None:
-            warn_no_run("task", stacklevel=5)
+            warn_no_run("task", outcome=_UNRECORDED, stacklevel=5)
         # Each call runs in a copy of the caller's context: the caller's run and task
         # (and any contextvar of the user's) are current in the worker thread.
         return [
@@ -1038,7 +1039,7 @@ class AsyncTask(Task[P, R]):
         """Await the function in a task span and return its value (re-raising its error)."""
         parent = _get_span()
         if parent is None:
-            warn_no_run("task", stacklevel=3)
+            warn_no_run("task", outcome=_UNRECORDED, stacklevel=3)
             return await self.func(*args, **kwargs)
         span = await self._execute(parent, args, kwargs)
         if span.exception is not None:
@@ -1078,7 +1079,7 @@ class AsyncTask(Task[P, R]):
         """
         parent = _get_span()
         if parent is None:
-            warn_no_run("task", stacklevel=3)
+            warn_no_run("task", outcome=_UNRECORDED, stacklevel=3)
         return await self._execute(parent, args, kwargs)
 
     try_run = run
@@ -1109,7 +1110,7 @@ class AsyncTask(Task[P, R]):
         """How many workers to start, and the worker: each takes the next call until none."""
         parent = _get_span()
         if parent is None:
-            warn_no_run("task", stacklevel=5)
+            warn_no_run("task", outcome=_UNRECORDED, stacklevel=5)
         pending = iter(enumerate(calls))
 
         # A fixed pool of workers rather than one task per call behind a CapacityLimiter:
