@@ -5,13 +5,18 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 import strikes as dn
 
 README = Path(__file__).parent.parent / "README.md"
 
 
-def test_readme_python_blocks_run_in_order(store_dir: Path) -> None:
+def test_readme_python_blocks_run_in_order(
+    store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Every ```python block of the README runs, in order, in one namespace."""
+    monkeypatch.chdir(tmp_path)  # files the examples write land here
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
     assert len(blocks) >= 2
     namespace: dict[str, object] = {}
@@ -25,3 +30,6 @@ def test_readme_python_blocks_run_in_order(store_dir: Path) -> None:
     assert [task.output for task in evaluation.tasks] == ["4", "4"]
     assert [task.metrics["exact"][0].value for task in evaluation.tasks] == [1.0, 1.0]
     assert evaluation.metrics["ask.exact"][0].value == 1.0
+    exported = (tmp_path / "runs.csv").read_text().splitlines()
+    assert len(exported) == 2
+    assert record.id in exported[1]
