@@ -210,7 +210,7 @@ class TestValues:
         self, store: dn.Store, store_dir: Path, memory: dn.MemorySink
     ) -> None:
         """A large value travels as a hash reference and is written once as an object."""
-        dn.configure(sinks=[memory, dn.LocalStore()])
+        dn.configure(sinks=[memory, dn.LocalStore()], provenance=False)  # no package list
         big = "x" * (INLINE_MAX_BYTES * 4)
         with dn.run("r"):
             dn.log_input("doc", big)

@@ -281,7 +281,9 @@ class TestLargeValues:
         monkeypatch.setattr(actor_module, "MAX_PENDING_BLOB_BYTES", 3 * MIB)
         gate = threading.Event()
         sink = CountingSink(gate=gate)
-        dn.configure(sinks=[sink], backpressure="drop_newest", flush_interval=3600)
+        dn.configure(
+            sinks=[sink], backpressure="drop_newest", flush_interval=3600, provenance=False
+        )
         values = [os.urandom(MIB) for _ in range(12)]
         with dn.run("large") as run:
             producer = threading.Thread(

@@ -15,7 +15,9 @@ from strikes.events import (
     Metric,
     Output,
     Param,
+    Provenance,
     RunFinished,
+    RunProvenance,
     RunStarted,
     Tag,
     TaskFinished,
@@ -39,6 +41,9 @@ EXAMPLES = [
     Error(RUN, SPAN, "", 8, 9, "ValueError", "bad", "Traceback..."),
     TaskFinished(RUN, "b" * 16, SPAN, 9, 10, True, "ValueError: bad"),
     RunFinished(RUN, SPAN, "", 10, 11, "failed", "ValueError: bad", {"dropped": 0}),
+    RunProvenance(
+        RUN, SPAN, "", 11, 12, Provenance(git_commit="c" * 40, git_dirty=True, env={"RANK": "0"})
+    ),
 ]
 
 
@@ -78,7 +83,7 @@ class TestUnion:
 
     def test_schema_version_is_recorded(self) -> None:
         """RunStarted carries the schema version by default."""
-        assert EXAMPLES[0].schema == SCHEMA_VERSION == 1
+        assert EXAMPLES[0].schema == SCHEMA_VERSION == 2
 
 
 def test_all_names_are_exported() -> None:
@@ -86,6 +91,21 @@ def test_all_names_are_exported() -> None:
     public = {name for name in vars(events) if not name.startswith("_")}
     imported = {"annotations", "Any", "msgspec"}
     assert set(events.__all__) == public - imported
+
+
+def test_provenance_is_a_map_inside_the_array() -> None:
+    """The provenance record inside its event encodes as a map that leaves out empty fields.
+
+    A map, not a positional array: fields can be added to it in any release and an older
+    reader ignores the ones it does not know.
+    """
+    event = RunProvenance(RUN, SPAN, "", 1, 2, Provenance(git_commit="c" * 40))
+    decoded = msgspec.msgpack.decode(encode_events([event]))
+    assert decoded == [["provenance", RUN, SPAN, "", 1, 2, {"git_commit": "c" * 40}]]
+    newer = msgspec.msgpack.encode(
+        [["provenance", RUN, SPAN, "", 1, 2, {"git_commit": "c" * 40, "gpu_driver": "550"}]]
+    )
+    assert decode_events(newer) == [event]
 
 
 def test_unknown_kinds_from_a_newer_writer_are_skipped() -> None:

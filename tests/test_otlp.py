@@ -158,6 +158,18 @@ class TestSpans:
         assert big.startswith("sha256:")
         assert len(big) == len("sha256:") + 64
 
+    def test_provenance_becomes_run_attributes(self, receiver: Receiver) -> None:
+        """The run's provenance is on its span as ``provenance.*`` attributes."""
+        run, _ = nested_run(OTLPSink(receiver.url))
+        run_attributes = attributes(receiver.by_name()["nested"])
+        provenance = dn.open_store().run(run.run_id).provenance
+        assert provenance is not None
+        assert run_attributes["provenance.hostname"] == provenance.hostname
+        assert run_attributes["provenance.pid"] == os.getpid()
+        assert run_attributes["provenance.python_version"] == provenance.python_version
+        assert run_attributes["provenance.packages_hash"] == provenance.packages_hash
+        assert run_attributes["provenance.command"] == provenance.command
+
     def test_a_failed_task_is_an_error_span(self, receiver: Receiver) -> None:
         """A task that raised has error status and an ``exception`` event."""
         nested_run(OTLPSink(receiver.url))

@@ -251,6 +251,7 @@ class TestRemoveAndGarbage:
 
     def test_gc_deletes_unreferenced_objects_after_grace(self, store: dn.Store) -> None:
         """Objects of removed runs go at gc; referenced and recent ones stay; dry runs keep all."""
+        dn.configure(provenance=False)  # only the logged values are objects
         with dn.run("big-a"):
             dn.log_input("blob", "a" * 10_000)
         with dn.run("big-b"):

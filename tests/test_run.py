@@ -340,7 +340,8 @@ class TestStats:
         with dn.run("counted") as run:
             for i in range(10):
                 dn.log_metric("m", i)
-        assert run.stats["events"] == 12  # run started + 10 metrics + run finished
+        # run started + provenance + 10 metrics + run finished
+        assert run.stats["events"] == 13
         assert run.stats["dropped"] == 0
         assert run.stats["queued"] == 0
 

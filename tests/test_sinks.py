@@ -6,7 +6,7 @@ import pytest
 import structlog
 
 import strikes as dn
-from strikes.events import Metric, RunFinished, RunStarted
+from strikes.events import Metric, RunFinished, RunProvenance, RunStarted
 from strikes.sinks import Batch
 from strikes.testing import capture
 
@@ -68,7 +68,8 @@ class TestCustomSink:
         with structlog.testing.capture_logs() as logs, dn.run("r") as run:
             dn.log_metric("m", 1)
         assert healthy.metrics() == {"m": [1.0]}
-        assert run.stats["spooled"] == 3  # kept for resend_spool(), not lost
+        # run started, provenance, metric, run finished: kept for resend_spool(), not lost
+        assert run.stats["spooled"] == 4
         assert run.stats["undelivered"] == 0
         assert any(entry["event"].startswith("strikes: sink gave up on a batch") for entry in logs)
 
@@ -92,7 +93,7 @@ class TestMemorySink:
             pass
         with dn.run("stored"):
             pass
-        assert [type(e) for e in sink.events] == [RunStarted, RunFinished]
+        assert [type(e) for e in sink.events] == [RunStarted, RunProvenance, RunFinished]
         assert [r.name for r in store.runs()] == ["stored"]
 
 
@@ -106,7 +107,7 @@ def test_strikes_capture_fixture(strikes_capture: dn.MemorySink) -> None:
 class TestConsoleSink:
     def test_logs_each_event_through_structlog(self) -> None:
         """ConsoleSink turns each event into one structlog entry."""
-        dn.configure(sinks=[dn.ConsoleSink()])
+        dn.configure(sinks=[dn.ConsoleSink()], provenance=False)  # its place varies
         with structlog.testing.capture_logs() as logs, dn.run("console"):
             dn.log_metric("loss", 0.5, step=1)
             dn.log_param("lr", 0.1)
@@ -117,7 +118,7 @@ class TestConsoleSink:
 
     def test_metrics_can_be_left_out(self) -> None:
         """ConsoleSink(metrics=False) skips metric events."""
-        dn.configure(sinks=[dn.ConsoleSink(metrics=False)])
+        dn.configure(sinks=[dn.ConsoleSink(metrics=False)], provenance=False)
         with structlog.testing.capture_logs() as logs, dn.run("quiet"):
             dn.log_metric("loss", 0.5)
         assert [entry["event"] for entry in logs] == ["run_started", "run_finished"]

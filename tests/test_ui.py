@@ -136,7 +136,7 @@ class TestApi:
 
     def test_objects_by_hash_only(self, client: AppClient, runs: dn.Store) -> None:
         """Objects are served by their hash; anything else is 404, never a file outside."""
-        (stored,) = [p for p in runs.layout.objects.rglob("*") if p.is_file()]
+        stored = next(p for p in runs.layout.objects.rglob("*") if p.is_file())
         response = client.get(f"/api/objects/{stored.name}")
         assert response.status_code == 200
         assert response.content == stored.read_bytes()

@@ -10,13 +10,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar, cast
 
+from strikes._provenance import ProvenanceOptions
 from strikes.runtime.actor import DeliveryPolicy
 from strikes.runtime.mailbox import BACKPRESSURE_POLICIES, Backpressure
 from strikes.sinks.base import Sink
 from strikes.sinks.console import ConsoleSink
 from strikes.sinks.local import LocalStore
 
-__all__ = ["Settings", "configure", "get_settings"]
+__all__ = [
+    "Settings",
+    "configure",
+    "get_settings",
+    "resolve_provenance",
+    "resolve_system_metrics",
+]
 
 T = TypeVar("T")
 
@@ -24,6 +31,10 @@ DEFAULT_PROJECT = "Default"
 DEFAULT_FLUSH_INTERVAL = 1.0
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_MAILBOX_SIZE = 10_000
+DEFAULT_HEARTBEAT_INTERVAL = 5.0
+DEFAULT_SYSTEM_METRICS_INTERVAL = 5.0
+_PROVENANCE_PARTS = ("git", "diff", "command", "python", "packages", "env")
+_DEFAULT_PROVENANCE: ProvenanceOptions | None = ProvenanceOptions()
 _TRUE = frozenset({"1", "true", "yes", "on"})
 _FALSE = frozenset({"0", "false", "no", "off", ""})
 
@@ -44,6 +55,12 @@ class Settings:
     """Params whose names look like secrets are stored as ``"***"``."""
     spool: bool = True
     """Batches a sink gives up on are kept under ``<dir>/spool`` for ``resend_spool()``."""
+    provenance: ProvenanceOptions | None = _DEFAULT_PROVENANCE
+    """What provenance each run captures at start; ``None`` captures nothing."""
+    system_metrics: float | None = None
+    """Seconds between system-metric samples; ``None`` samples nothing."""
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    """Seconds of silence after which an open run's owner says it is alive (0: never)."""
 
 
 def _env(name: str, parse: Callable[[str], T], default: T) -> T:
@@ -83,17 +100,93 @@ def _check_positive_int(name: str, value: object) -> int:
     return value
 
 
-def _check_interval(value: object) -> float:
+def _check_interval(value: object, name: str = "flush_interval", *, zero: bool = False) -> float:
     if type(value) not in (int, float):
-        raise TypeError(
-            f"flush_interval must be a number of seconds, got {type(value).__qualname__}"
-        )
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__qualname__}")
     seconds = float(cast("float", value))
-    if not (seconds > 0 and math.isfinite(seconds)):
-        raise ValueError(
-            f"flush_interval must be a positive, finite number of seconds, got {value}"
-        )
+    if not ((seconds > 0 or (zero and seconds == 0)) and math.isfinite(seconds)):
+        at_least = "a non-negative" if zero else "a positive"
+        raise ValueError(f"{name} must be {at_least}, finite number of seconds, got {value}")
     return seconds
+
+
+def _parse_provenance(raw: str) -> ProvenanceOptions | None:
+    """``1``/``0`` (and the other flag words), or the parts to capture: ``git,python``."""
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return ProvenanceOptions()
+    if lowered in _FALSE:
+        return None
+    parts = {part.strip() for part in lowered.split(",") if part.strip()}
+    unknown = parts.difference(_PROVENANCE_PARTS)
+    if unknown:
+        raise ValueError(
+            f"expected on/off or parts to capture from {', '.join(_PROVENANCE_PARTS)}; "
+            f"unknown: {', '.join(sorted(unknown))}"
+        )
+    return ProvenanceOptions(
+        git="git" in parts or "diff" in parts,
+        git_diff="diff" in parts,
+        command="command" in parts,
+        python="python" in parts,
+        packages="packages" in parts,
+        env="env" in parts,
+    )
+
+
+def _parse_system_metrics(raw: str) -> float | None:
+    """A flag word, or the seconds between samples."""
+    lowered = raw.lower()
+    if lowered in _TRUE:
+        return DEFAULT_SYSTEM_METRICS_INTERVAL
+    if lowered in _FALSE:
+        return None
+    seconds = float(raw)
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError("expected on/off or a positive number of seconds")
+    return seconds
+
+
+def resolve_provenance(
+    value: object, default: ProvenanceOptions | None
+) -> ProvenanceOptions | None:
+    """``provenance=`` of ``configure()``/``run()``: ``None`` keeps ``default``; a bool; options."""
+    if value is None:
+        return default
+    if value is True:
+        return default if default is not None else ProvenanceOptions()
+    if value is False:
+        return None
+    if isinstance(value, ProvenanceOptions):
+        return value
+    raise TypeError(
+        f"provenance must be a bool or a ProvenanceOptions, got {type(value).__qualname__}"
+    )
+
+
+def resolve_system_metrics(value: object, default: float | None) -> float | None:
+    """``system_metrics=``: ``None`` keeps ``default``, a bool, or seconds between samples.
+
+    Raises ``ImportError`` naming the extra when sampling is on and psutil is missing.
+    """
+    if value is None:
+        interval = default
+    elif value is True:
+        interval = default if default is not None else DEFAULT_SYSTEM_METRICS_INTERVAL
+    elif value is False:
+        interval = None
+    elif type(value) in (int, float):
+        interval = _check_interval(value, "system_metrics")
+    else:
+        raise TypeError(
+            "system_metrics must be a bool or a number of seconds between samples, got "
+            f"{type(value).__qualname__}"
+        )
+    if interval is not None:
+        from strikes._sysmetrics import _import_psutil  # noqa: PLC0415 - only when asked
+
+        _import_psutil()
+    return interval
 
 
 def _check_backpressure(value: object) -> Backpressure:
@@ -135,12 +228,20 @@ def configure(
     delivery: DeliveryPolicy | None = None,
     mask_secrets: bool | None = None,
     spool: bool | None = None,
+    provenance: bool | ProvenanceOptions | None = None,
+    system_metrics: bool | float | None = None,
+    heartbeat_interval: float | None = None,
 ) -> Settings:
     """Set how new runs record; every argument left out takes its environment or default value.
 
     ``sinks`` replaces the default local store (add ``LocalStore()`` to keep it);
-    ``console=True`` adds a :class:`ConsoleSink`. Raises ``TypeError``/``ValueError``
-    naming the bad argument (or environment variable). Returns the new settings.
+    ``console=True`` adds a :class:`ConsoleSink`. ``provenance`` (default on) is ``False``
+    or a :class:`ProvenanceOptions` choosing the parts; ``system_metrics`` (default off)
+    is ``True`` or the seconds between samples (needs ``strikes[system]``);
+    ``heartbeat_interval`` is how often a silent open run says it is alive (0: never).
+    Raises ``TypeError``/``ValueError`` naming the bad argument (or environment
+    variable), ``ImportError`` when system metrics are asked for without psutil.
+    Returns the new settings.
     """
     project = _check_project(
         project if project is not None else _env("STRIKES_PROJECT", str, DEFAULT_PROJECT)
@@ -177,7 +278,21 @@ def configure(
         else _env("STRIKES_MASK_SECRETS", _parse_bool, True),  # noqa: FBT003
     )
     spooling = _check_flag(
-        "spool", spool if spool is not None else _env("STRIKES_SPOOL", _parse_bool, True)  # noqa: FBT003
+        "spool",
+        spool if spool is not None else _env("STRIKES_SPOOL", _parse_bool, True),  # noqa: FBT003
+    )
+    provenance_options = resolve_provenance(
+        provenance, _env("STRIKES_PROVENANCE", _parse_provenance, _DEFAULT_PROVENANCE)
+    )
+    sampling = resolve_system_metrics(
+        system_metrics, _env("STRIKES_SYSTEM_METRICS", _parse_system_metrics, None)
+    )
+    heartbeat = _check_interval(
+        heartbeat_interval
+        if heartbeat_interval is not None
+        else _env("STRIKES_HEARTBEAT_INTERVAL", float, DEFAULT_HEARTBEAT_INTERVAL),
+        "heartbeat_interval",
+        zero=True,
     )
     chosen = _check_sinks(sinks, directory) if sinks is not None else (LocalStore(directory),)
     if console if console is not None else _env("STRIKES_CONSOLE", _parse_bool, False):  # noqa: FBT003
@@ -193,6 +308,9 @@ def configure(
         delivery=delivery if delivery is not None else DeliveryPolicy(),
         mask_secrets=masked,
         spool=spooling,
+        provenance=provenance_options,
+        system_metrics=sampling,
+        heartbeat_interval=heartbeat,
     )
     global _settings  # noqa: PLW0603 - process-wide defaults for new runs
     with _lock:

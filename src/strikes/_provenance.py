@@ -36,6 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 import msgspec
 
 from strikes._secrets import MASK, is_secret_name
+from strikes.events import Provenance
 
 __all__ = [
     "DEFAULT_ENV_ALLOW",
@@ -116,41 +117,6 @@ class ProvenanceOptions(msgspec.Struct, frozen=True):
     """Names (or ``fnmatch`` patterns such as ``SLURM_*``) of variables to capture."""
 
 
-class Provenance(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Where a run came from: code, command, interpreter, machine, packages, environment."""
-
-    git_commit: str | None = None
-    """The full hash of HEAD; ``None`` outside a repository or before the first commit."""
-    git_branch: str | None = None
-    """The checked-out branch; ``None`` when HEAD is detached."""
-    git_dirty: bool | None = None
-    """Whether tracked files differ from HEAD (staged or not; untracked files do not count)."""
-    git_diff_hash: str | None = None
-    """The sha256 of ``git diff HEAD --binary`` when dirty."""
-    git_remote: str | None = None
-    """The URL of ``origin`` (else the first remote), credentials stripped."""
-    command: list[str] | None = None
-    """``sys.argv``, with secret-looking option values masked and URL credentials stripped."""
-    entry_point: str | None = None
-    """The script's absolute path, or ``-m module`` for ``python -m``."""
-    cwd: str | None = None
-    """The working directory."""
-    python_version: str | None = None
-    """For example ``3.11.7``."""
-    python_implementation: str | None = None
-    """For example ``CPython``."""
-    platform: str | None = None
-    """``platform.platform()``, for example ``Linux-6.1.0-x86_64-with-glibc2.36``."""
-    hostname: str | None = None
-    """The machine's host name."""
-    pid: int | None = None
-    """The process id of the process that captured."""
-    packages_hash: str | None = None
-    """The sha256 of the frozen package list blob."""
-    env: dict[str, str] = {}
-    """Allow-listed environment variables, values with URL credentials stripped."""
-
-
 def is_secret_env_name(name: str) -> bool:
     """Whether an environment variable's name looks like it holds a secret."""
     # A substring test on purpose: env names are capitalised run-togethers (GHTOKEN,
@@ -191,6 +157,22 @@ def _redact_text(text: str) -> str:
 _packages_lock = threading.Lock()
 _packages_cache: tuple[tuple[str, ...], bytes] | None = None
 _NORMALIZE = re.compile(r"[-_.]+")
+_fork_hook_installed = False
+
+
+def _after_fork_in_child() -> None:
+    # A capture thread of the parent may have held the lock at the fork: the child's
+    # copy would stay locked for ever.
+    global _packages_lock  # noqa: PLW0603
+    _packages_lock = threading.Lock()
+
+
+def _install_fork_hook() -> None:
+    # On first capture, not at import: `import strikes` registers nothing.
+    global _fork_hook_installed  # noqa: PLW0603
+    if not _fork_hook_installed:
+        _fork_hook_installed = True
+        os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def freeze_packages() -> bytes:
@@ -400,6 +382,7 @@ def capture_provenance(
     ``cwd`` is the directory whose repository is inspected and that is recorded as the
     working directory; it defaults to the process's. Never raises.
     """
+    _install_fork_hook()
     blobs: dict[str, bytes] = {}
     directory = cwd if cwd is not None else _try(Path.cwd)
     git = _GitInfo()

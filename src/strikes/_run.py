@@ -3,27 +3,37 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import os
 import socket
 import time
 import traceback
 import weakref
 from collections.abc import Iterable
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 import anyio.to_thread
 
-from strikes._config import Settings, get_settings
+from strikes._config import (
+    Settings,
+    get_settings,
+    resolve_provenance,
+    resolve_system_metrics,
+)
 from strikes._context import Span, current_span
 from strikes._ids import new_run_id, new_span_id, random_run_name
+from strikes._provenance import ProvenanceOptions, capture_provenance
 from strikes._values import to_builtins
-from strikes.events import Blob, Error, Event, RunFinished, RunStarted
-from strikes.runtime.actor import Actor, ArtifactJob
+from strikes.events import Blob, Error, Event, Metric, RunStarted
+from strikes.runtime.actor import Actor, ArtifactJob, Ending
 from strikes.runtime.loop import get_runtime
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from strikes._sysmetrics import SystemSampler
 
 __all__ = ["Run", "check_name", "check_tags", "get_current_run", "run"]
 
@@ -99,7 +109,10 @@ class Run(Span):
         "_actor",
         "_final_stats",
         "_pid",
+        "_provenance",
+        "_sampler",
         "_settings",
+        "_system_metrics",
         "_token",
         "attributes",
         "error",
@@ -120,10 +133,15 @@ class Run(Span):
         project: str | None = None,
         tags: Iterable[str] = (),
         settings: Settings | None = None,
+        provenance: bool | ProvenanceOptions | None = None,
+        system_metrics: bool | float | None = None,
         **attributes: Any,
     ) -> None:
         super().__init__()
         self._settings = settings if settings is not None else get_settings()
+        self._provenance = resolve_provenance(provenance, self._settings.provenance)
+        self._system_metrics = resolve_system_metrics(system_metrics, self._settings.system_metrics)
+        self._sampler: SystemSampler | None = None
         self.name = check_name("name", name) if name is not None else random_run_name()
         self.project = (
             check_name("project", project) if project is not None else self._settings.project
@@ -177,6 +195,7 @@ class Run(Span):
             delivery=settings.delivery,
             owner=owner,
             spool_dir=settings.dir.expanduser().absolute() / "spool" if settings.spool else None,
+            heartbeat_interval=settings.heartbeat_interval or None,
         )
         actor.start()
         self._actor = actor
@@ -217,7 +236,7 @@ class Run(Span):
         traceparent = otel_traceparent()
         if traceparent is not None:  # opened in an OpenTelemetry span: join its trace
             self.attributes.setdefault(OTEL_ATTRIBUTE, traceparent)
-        self._new_actor(owner=True)
+        actor = self._new_actor(owner=True)
         self.status = "running"
         self.put(
             RunStarted(
@@ -234,11 +253,43 @@ class Run(Span):
                 host=socket.gethostname(),
             )
         )
+        if self._provenance is not None:
+            # Captured on a worker thread of the runtime: git and the package scan take
+            # milliseconds the caller (and its event loop) does not wait for.
+            actor.capture(functools.partial(capture_provenance, self._provenance, _cwd()))
+        if self._system_metrics is not None:
+            self._start_sampler(actor, self._system_metrics)
         self._token = current_span.set(self)
         _live_runs.add(self)
         return self
 
+    def _start_sampler(self, actor: Actor, interval: float) -> None:
+        from strikes._sysmetrics import SystemSampler  # noqa: PLC0415 - only when asked
+
+        run_id, span_id = self.run_id, self.span_id
+        put, next_seq = actor.put, actor.next_seq
+
+        def emit(values: dict[str, float], step: int) -> None:
+            # On the sampler's thread: the run's own metrics, through its mailbox.
+            if self.status != "running":
+                return  # the run ended while this sample was taken
+            ts = time.time_ns()
+            for name, value in values.items():
+                put(Metric(run_id, span_id, "", next_seq(), ts, name, value, step))
+
+        sampler = SystemSampler(emit, interval)
+        self._sampler = actor.sampler = sampler
+        sampler.start()
+
+    def _stop_sampler(self) -> None:
+        sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.stop()  # wakes it at once; returns when its thread is gone
+
     def _detach_after_fork(self) -> None:
+        # The parent's sampler thread does not exist here, and its locks may be held:
+        # never touch it.
+        self._sampler = None
         self._actor = None
         self.put = self._put_in_child
 
@@ -261,6 +312,7 @@ class Run(Span):
     def _finish(self, exc: BaseException | None) -> concurrent.futures.Future[None]:
         if self.status != "running":
             raise RuntimeError(f"run {self.name!r} is not open")
+        self._stop_sampler()
         actor = self._writer()
         if exc is not None:
             event, self.error = error_events(self, exc, self.next_seq)
@@ -268,23 +320,14 @@ class Run(Span):
             self.status = "failed"
         else:
             self.status = "finished"
+        ending = None
         if os.getpid() == self._pid:  # a forked child never ends its parent's run
             actor.finished = True
-            self.put(
-                RunFinished(
-                    self.run_id,
-                    self.span_id,
-                    "",
-                    self.next_seq(),
-                    time.time_ns(),
-                    self.status,
-                    self.error,
-                    actor.stats(),
-                )
-            )
+            # The actor writes run_finished once the provenance is in: it stays last.
+            ending = Ending(self.status, self.error, time.time_ns(), actor.stats())
         self._reset_context()
         _live_runs.discard(self)
-        return actor.runtime.submit(actor.close())
+        return actor.runtime.submit(actor.close(ending=ending))
 
     def _reset_context(self) -> None:
         token, self._token = self._token, None
@@ -322,6 +365,8 @@ class Run(Span):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._sampler is not None and self.status == "running":
+            await anyio.to_thread.run_sync(self._stop_sampler)  # a join: not on the user's loop
         future = self._finish(exc)
         await anyio.to_thread.run_sync(future.result)
         self._closed()
@@ -363,10 +408,31 @@ def run(
     *,
     project: str | None = None,
     tags: Iterable[str] = (),
+    provenance: bool | ProvenanceOptions | None = None,
+    system_metrics: bool | float | None = None,
     **attributes: Any,
 ) -> Run:
-    """Make a run to open with ``with`` or ``async with``; unnamed runs get a random name."""
-    return Run(name, project=project, tags=tags, **attributes)
+    """Make a run to open with ``with`` or ``async with``; unnamed runs get a random name.
+
+    ``provenance`` and ``system_metrics`` override ``configure()`` for this run: ``False``
+    turns one off, ``True`` on, a :class:`ProvenanceOptions` chooses what is captured and
+    a number is the seconds between system-metric samples (see ``docs/provenance.md``).
+    """
+    return Run(
+        name,
+        project=project,
+        tags=tags,
+        provenance=provenance,
+        system_metrics=system_metrics,
+        **attributes,
+    )
+
+
+def _cwd() -> Path | None:
+    try:
+        return Path.cwd()
+    except OSError:  # the working directory was deleted
+        return None
 
 
 def get_current_run() -> Run | None:

@@ -30,7 +30,9 @@ __all__ = [
     "Metric",
     "Output",
     "Param",
+    "Provenance",
     "RunFinished",
+    "RunProvenance",
     "RunStarted",
     "Tag",
     "TaskFinished",
@@ -39,8 +41,8 @@ __all__ = [
     "encode_events",
 ]
 
-SCHEMA_VERSION = 1
-"""Version of the event schema written by this release."""
+SCHEMA_VERSION = 2
+"""Version of the event schema written by this release (2 added ``provenance``)."""
 
 
 class Event(
@@ -161,6 +163,52 @@ class Error(Event, frozen=True, tag="error"):
     traceback: str = ""
 
 
+class Provenance(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Where a run came from: code, command, interpreter, machine, packages, environment."""
+
+    git_commit: str | None = None
+    """The full hash of HEAD; ``None`` outside a repository or before the first commit."""
+    git_branch: str | None = None
+    """The checked-out branch; ``None`` when HEAD is detached."""
+    git_dirty: bool | None = None
+    """Whether tracked files differ from HEAD (staged or not; untracked files do not count)."""
+    git_diff_hash: str | None = None
+    """The sha256 of ``git diff HEAD --binary`` when dirty."""
+    git_remote: str | None = None
+    """The URL of ``origin`` (else the first remote), credentials stripped."""
+    command: list[str] | None = None
+    """``sys.argv``, with secret-looking option values masked and URL credentials stripped."""
+    entry_point: str | None = None
+    """The script's absolute path, or ``-m module`` for ``python -m``."""
+    cwd: str | None = None
+    """The working directory."""
+    python_version: str | None = None
+    """For example ``3.11.7``."""
+    python_implementation: str | None = None
+    """For example ``CPython``."""
+    platform: str | None = None
+    """``platform.platform()``, for example ``Linux-6.1.0-x86_64-with-glibc2.36``."""
+    hostname: str | None = None
+    """The machine's host name."""
+    pid: int | None = None
+    """The process id of the process that captured."""
+    packages_hash: str | None = None
+    """The sha256 of the frozen package list blob."""
+    env: dict[str, str] = {}
+    """Allow-listed environment variables, values with URL credentials stripped."""
+
+
+class RunProvenance(Event, frozen=True, tag="provenance"):
+    """Where the run came from; written once, by the process that opened the run.
+
+    Captured off the caller's thread after ``run_started``, so it follows that event
+    (usually in the run's second batch, at the latest in its last). The package list
+    and the git diff are objects, referred to by ``packages_hash`` and ``git_diff_hash``.
+    """
+
+    provenance: Provenance
+
+
 class Blob(msgspec.Struct, frozen=True, gc=False):
     """Content stored once by its sha256 ``hash``: bytes in memory or a file to copy.
 
@@ -185,6 +233,7 @@ AnyEvent = (
     | Output
     | Artifact
     | Error
+    | RunProvenance
 )
 """The tagged union of every event kind."""
 

@@ -16,6 +16,7 @@ registered automatically: pytest would then rewrite every module of strikes.)
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,18 +40,10 @@ def capture() -> Iterator[MemorySink]:
     """
     previous = _config._settings
     sink = MemorySink()
-    base = _config.get_settings()
-    _config.configure(
-        project=base.project,
-        sinks=[sink],
-        dir=base.dir,
-        flush_interval=base.flush_interval,
-        batch_size=base.batch_size,
-        mailbox_size=base.mailbox_size,
-        backpressure=base.backpressure,
-        delivery=base.delivery,
-        console=False,
-    )
+    # Every other setting (provenance, system metrics, masking, ...) stays as it was.
+    settings = dataclasses.replace(_config.get_settings(), sinks=(sink,))
+    with _config._lock:
+        _config._settings = settings
     try:
         yield sink
     finally:

@@ -21,19 +21,31 @@ from typing import TYPE_CHECKING, NamedTuple
 import anyio.to_thread
 import structlog
 
-from strikes.events import Artifact, ArtifactFile, Blob, Error, Event, RunFinished
+from strikes.events import (
+    Artifact,
+    ArtifactFile,
+    Blob,
+    Error,
+    Event,
+    Provenance,
+    RunFinished,
+    RunProvenance,
+)
 from strikes.runtime.mailbox import Backpressure, Mailbox
 from strikes.runtime.spool import write_spool_file
 from strikes.runtime.state import RunState
 from strikes.sinks.base import Batch
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
+    from strikes._sysmetrics import SystemSampler
     from strikes.runtime.loop import Runtime
     from strikes.sinks.base import Sink
 
-__all__ = ["Actor", "ArtifactJob", "DeliveryPolicy"]
+    Capture = Callable[[], tuple[Provenance, dict[str, bytes]]]
+
+__all__ = ["Actor", "ArtifactJob", "DeliveryPolicy", "Ending"]
 
 _log = structlog.get_logger("strikes.actor")
 
@@ -54,6 +66,15 @@ class DeliveryPolicy(NamedTuple):
     """Seconds a sink that gave up on a batch is left alone: meanwhile its batches go
     straight to the spool, then one write probes it (the others and the producer never
     wait on a sink that is down)."""
+
+
+class Ending(NamedTuple):
+    """How the owner ended its run: the actor writes ``run_finished`` from it on close."""
+
+    status: str
+    error: str | None
+    ts: int
+    stats: dict[str, int]
 
 
 class ArtifactJob(NamedTuple):
@@ -102,6 +123,7 @@ class Actor:
         delivery: DeliveryPolicy,
         owner: bool,
         spool_dir: Path | None = None,
+        heartbeat_interval: float | None = None,
     ) -> None:
         self.runtime = runtime
         self.run_id = run_id
@@ -128,6 +150,13 @@ class Actor:
         self._blob_lock = threading.Lock()
         self.jobs: deque[ArtifactJob] = deque()
         self.state = RunState(run_id, owner=owner)
+        # Only the owner's heartbeat means anything: it alone writes the manifest.
+        self.heartbeat_interval = heartbeat_interval if owner else None
+        self.state.heartbeat = self.heartbeat_interval or 0.0
+        self._last_beat = time.monotonic()
+        self.sampler: SystemSampler | None = None
+        """The run's system-metrics sampler, stopped (at the latest) when the actor closes."""
+        self._capture_task: asyncio.Task[None] | None = None
         self.finished = False
         self.drained = 0
         self.undelivered = 0
@@ -137,6 +166,7 @@ class Actor:
         self._lock = asyncio.Lock()
         self._closing = False
         self._closed = False
+        self._close_done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     # -- any thread ----------------------------------------------------------------
@@ -164,6 +194,47 @@ class Actor:
         if over:
             self._wake_threadsafe()
             self.mailbox.wait_until(lambda: self.blob_bytes <= MAX_PENDING_BLOB_BYTES)
+
+    def capture(self, capture: Capture) -> None:
+        """Run ``capture`` on a worker thread; what it returns becomes a provenance event.
+
+        The event is put when the capture is done, with a sequence number of then and
+        the time of now, the run's start, which it describes. ``flush()`` and ``close()``
+        wait for it, so it always comes before ``run_finished``.
+        """
+        ts = time.time_ns()
+        self.runtime.call_soon(lambda: self._start_capture(capture, ts))
+
+    def _start_capture(self, capture: Capture, ts: int) -> None:
+        self._capture_task = self.runtime.loop.create_task(
+            self._capture(capture, ts), name=f"strikes-provenance-{self.run_id}"
+        )
+
+    async def _capture(self, capture: Capture, ts: int) -> None:
+        try:
+            provenance, blobs = await anyio.to_thread.run_sync(capture)
+        except Exception:  # capture itself never raises; a bug must not stop the run
+            _log.exception("strikes: provenance capture failed", run_id=self.run_id)
+            return
+        for digest, data in blobs.items():
+            self.put_blob(Blob(digest, data))
+        self.put(RunProvenance(self.run_id, self.span_id, "", self.next_seq(), ts, provenance))
+        self._wake.set()  # deliver it now: readers see it while the run goes on
+
+    async def _await_capture(self) -> None:
+        task = self._capture_task
+        if task is None or task.done():
+            return
+        try:
+            # Shielded: a timeout here leaves the capture to finish (and its event late).
+            async with asyncio.timeout(self.delivery.timeout):
+                await asyncio.shield(task)
+        except TimeoutError:
+            _log.warning(
+                "strikes: provenance capture is taking too long; not waiting for it",
+                run_id=self.run_id,
+                timeout=self.delivery.timeout,
+            )
 
     def _warn_dropping(self) -> None:
         # Once per run and writer: dropping is allowed by the policy, never silent.
@@ -194,19 +265,51 @@ class Actor:
         self._task = self.runtime.loop.create_task(self._run(), name=f"strikes-actor-{self.run_id}")
 
     async def _run(self) -> None:
+        clock = time.monotonic
+        beat = self.heartbeat_interval
+        next_flush = clock() + self.flush_interval
         while not self._closing:
+            timeout = next_flush - clock()
+            if beat is not None:
+                timeout = min(timeout, self._last_beat + beat - clock())
             try:
-                async with asyncio.timeout(self.flush_interval):
+                async with asyncio.timeout(max(timeout, 0.0)):
                     await self._wake.wait()
             except TimeoutError:
                 pass
-            self._wake.clear()
             if self._closing:
                 break
-            try:
-                await self._deliver_pending(everything=False)
-            except Exception:  # the flush loop must outlive any bug in a batch
-                _log.exception("strikes: flush failed", run_id=self.run_id)
+            now = clock()
+            if self._wake.is_set() or now >= next_flush:  # else only a heartbeat is due
+                self._wake.clear()
+                next_flush = now + self.flush_interval
+                try:
+                    await self._deliver_pending(everything=False)
+                except Exception:  # the flush loop must outlive any bug in a batch
+                    _log.exception("strikes: flush failed", run_id=self.run_id)
+            if beat is not None and clock() - self._last_beat >= beat:
+                await self._beat()
+
+    async def _beat(self) -> None:
+        """Tell the sinks the run is alive although nothing was delivered for a while."""
+        async with self._lock:
+            self._last_beat = time.monotonic()
+            self.state.last_seen = max(self.state.last_seen, time.time_ns())
+            for sink in self.sinks:
+                down_until = self._down_until.get(id(sink))
+                if down_until is not None and time.monotonic() < down_until:
+                    continue
+                try:
+                    await self.runtime.ensure_open(sink)
+                    async with asyncio.timeout(self.delivery.timeout):
+                        await sink.heartbeat(self.state)
+                except Exception as exc:
+                    _log.warning(
+                        "strikes: heartbeat failed",
+                        sink=sink.name,
+                        run_id=self.run_id,
+                        error="timed out" if isinstance(exc, TimeoutError) else repr(exc),
+                    )
 
     async def _deliver_pending(self, *, everything: bool, final: bool = False) -> None:
         """Cut the mailbox into batches and deliver them: one due batch, or everything.
@@ -245,6 +348,8 @@ class Actor:
             await self._resolve_artifact(self.jobs.popleft(), events, blobs)
         self.state.fold(events)
         self.drained += len(events)
+        if events:
+            self._last_beat = time.monotonic()  # the batch itself shows the run is alive
         batch = Batch(
             run_id=self.run_id,
             writer_id=self.writer_id,
@@ -370,7 +475,8 @@ class Actor:
         )
 
     async def flush(self) -> None:
-        """Deliver everything put so far and flush every sink."""
+        """Deliver everything put so far (the provenance too) and flush every sink."""
+        await self._await_capture()
         await self._deliver_pending(everything=True)
         await self._flush_sinks()
 
@@ -388,15 +494,41 @@ class Actor:
                     error="timed out" if isinstance(exc, TimeoutError) else repr(exc),
                 )
 
-    async def close(self, *, status_if_open: str | None = None, error: str | None = None) -> None:
+    async def close(
+        self,
+        *,
+        status_if_open: str | None = None,
+        error: str | None = None,
+        ending: Ending | None = None,
+    ) -> None:
         """Stop the flush loop, deliver a final batch and flush the sinks (idempotent).
 
-        ``status_if_open`` (with ``error``) ends a run its owner left open.
+        ``ending`` is how the owner ended the run; ``status_if_open`` (with ``error``)
+        ends a run its owner left open. Either becomes ``run_finished``, put after the
+        provenance so that it stays the run's last event. A second call returns once the
+        first is done.
         """
         if self._closed:
+            await self._close_done.wait()
             return
         self._closed = True
-        if status_if_open is not None and self.owner and not self.finished:
+        try:
+            await self._close(status_if_open, error, ending)
+        finally:
+            self._close_done.set()
+
+    async def _close(
+        self, status_if_open: str | None, error: str | None, ending: Ending | None
+    ) -> None:
+        sampler, self.sampler = self.sampler, None
+        if sampler is not None and sampler.running:
+            # On a worker thread, while the flush loop still drains: a sampler blocked on
+            # a full mailbox gets its room and stops.
+            await anyio.to_thread.run_sync(sampler.stop)
+        await self._await_capture()
+        if ending is None and status_if_open is not None and self.owner and not self.finished:
+            ending = Ending(status_if_open, error, time.time_ns(), self.stats())
+        if ending is not None:
             self.finished = True
             self.put(
                 RunFinished(
@@ -404,10 +536,10 @@ class Actor:
                     self.span_id,
                     "",
                     self.next_seq(),
-                    time.time_ns(),
-                    status_if_open,
-                    error,
-                    self.stats(),
+                    ending.ts,
+                    ending.status,
+                    ending.error,
+                    ending.stats,
                 )
             )
         self._closing = True

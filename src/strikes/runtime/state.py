@@ -11,7 +11,9 @@ from strikes.events import (
     Event,
     Metric,
     Param,
+    Provenance,
     RunFinished,
+    RunProvenance,
     RunStarted,
     Tag,
     TaskFinished,
@@ -47,12 +49,14 @@ class RunState:
         "ended_at",
         "error",
         "events",
+        "heartbeat",
         "last_seen",
         "metrics",
         "name",
         "owner",
         "params",
         "project",
+        "provenance",
         "run_id",
         "started_at",
         "stats",
@@ -78,6 +82,9 @@ class RunState:
         self.events = 0
         self.tasks = 0
         self.stats: dict[str, int] = {}
+        self.provenance: Provenance | None = None
+        self.heartbeat = 0.0
+        """Seconds between the owner's heartbeats (0: it sends none)."""
 
     def fold(self, events: list[Event]) -> None:
         """Update the state with a batch of events, in order.
@@ -101,7 +108,7 @@ class RunState:
                 for name, group in groups.items():
                     self._summarise(name, group)
         self.events += len(events)
-        if events:
+        if events and events[-1].ts > self.last_seen:  # a heartbeat may be newer
             self.last_seen = events[-1].ts
 
     def _summarise(self, name: str, points: list[Metric]) -> None:
@@ -139,5 +146,7 @@ class RunState:
                 self.tags.extend(t for t in event.tags if t not in self.tags)
             case TaskStarted():
                 self.tasks += 1
+            case RunProvenance():
+                self.provenance = event.provenance
             case TaskFinished() | _:
                 pass

@@ -60,7 +60,8 @@ class Sink(abc.ABC):
 
     The runtime calls ``open()`` once before the first batch, ``write()`` for each
     batch (from one event loop, never concurrently for the same run), ``flush()`` when a
-    run ends or ``push_update()`` is called, and ``close()`` once at shutdown. A sink
+    run ends or ``push_update()`` is called, ``heartbeat()`` while a run is open but
+    silent, and ``close()`` once at shutdown. A sink
     that raises is retried with backoff; it never stops other sinks or the user's code.
     """
 
@@ -78,6 +79,13 @@ class Sink(abc.ABC):
 
     async def flush(self) -> None:  # noqa: B027
         """Make everything written so far visible to readers."""
+
+    async def heartbeat(self, state: RunState) -> None:  # noqa: B027
+        """The run's owner is alive although it logged nothing lately (``state.last_seen``).
+
+        Called every ``heartbeat_interval`` of silence while a run is open, by the process
+        that opened it, between batches. Best effort: an error is logged, never retried.
+        """
 
     async def close(self) -> None:  # noqa: B027
         """Release resources; no ``write`` follows."""

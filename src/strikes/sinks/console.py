@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from strikes.events import Event
+from strikes.events import Event, RunProvenance
 from strikes.sinks.base import Batch, Sink
 
 __all__ = ["ConsoleSink"]
@@ -39,4 +39,6 @@ class ConsoleSink(Sink):
     @staticmethod
     def _fields(event: Event) -> dict[str, Any]:
         fields = msgspec.structs.asdict(event)
+        if type(event) is RunProvenance:  # one level: git_commit=..., hostname=...
+            fields.update(msgspec.structs.asdict(fields.pop("provenance")))
         return {k: v for k, v in fields.items() if k not in _SKIP and v not in (None, (), {})}

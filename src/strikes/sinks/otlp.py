@@ -54,6 +54,7 @@ from strikes.events import (
     Output,
     Param,
     RunFinished,
+    RunProvenance,
     RunStarted,
     Tag,
     TaskFinished,
@@ -376,6 +377,14 @@ class OTLPSink(Sink):
         match event:
             case Param():
                 span.attributes[f"params.{event.name}"] = event.value
+            case RunProvenance():
+                # provenance.git_commit, provenance.command, provenance.env.RANK, ...
+                for key, value in msgspec.structs.asdict(event.provenance).items():
+                    if key == "env":
+                        for name, text in value.items():
+                            span.attributes[f"provenance.env.{name}"] = text
+                    elif value is not None:
+                        span.attributes[f"provenance.{key}"] = value
             case Tag():
                 known = list(span.attributes.get("strikes.tags", []))
                 known.extend(t for t in event.tags if t not in known)

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from strikes.events import SCHEMA_VERSION
+from strikes.events import SCHEMA_VERSION, Provenance
 from strikes.runtime.state import MetricSummary, RunState
 
 __all__ = ["Manifest", "decode_manifest", "encode_manifest", "manifest_from_state"]
@@ -33,6 +33,10 @@ class Manifest(msgspec.Struct, kw_only=True):
     pid: int = 0
     host: str = ""
     stats: dict[str, int] = {}
+    provenance: Provenance | None = None
+    """Where the run came from, once the owner captured it (``None`` before, or when off)."""
+    heartbeat: float = 0.0
+    """Seconds between the owner's heartbeats while the run is open (0: none are sent)."""
 
 
 _encoder = msgspec.json.Encoder()
@@ -59,6 +63,8 @@ def manifest_from_state(state: RunState, *, pid: int, host: str) -> Manifest:
         pid=pid,
         host=host,
         stats=state.stats,
+        provenance=state.provenance,
+        heartbeat=state.heartbeat,
     )
 
 

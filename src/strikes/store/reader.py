@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
+import math
 import os
 import shutil
 import time
@@ -27,7 +28,9 @@ from strikes.events import (
     Metric,
     Output,
     Param,
+    Provenance,
     RunFinished,
+    RunProvenance,
     RunStarted,
     Tag,
     TaskFinished,
@@ -50,6 +53,7 @@ from strikes.store.query import (
 from strikes.store.segments import FRAME_HEADER, MAGIC, ReadReport, iter_frames
 
 __all__ = [
+    "DEFAULT_STALE_AFTER",
     "ArtifactRecord",
     "ErrorRecord",
     "EventTail",
@@ -64,6 +68,33 @@ __all__ = [
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+DEFAULT_STALE_AFTER = 60.0
+"""Seconds of silence after which a ``running`` run counts as crashed, unless the store
+says otherwise (``Store(stale_after=...)``, ``$STRIKES_STALE_AFTER``); a run whose
+heartbeat interval is longer than a third of it gets three of its intervals."""
+_STALE_HEARTBEATS = 3
+
+
+def _check_stale_after(value: object, name: str = "stale_after") -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__qualname__}")
+    seconds = float(value)
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
+    return seconds
+
+
+def _stale_after_from_env() -> float | None:
+    raw = os.environ.get("STRIKES_STALE_AFTER")
+    if not raw:
+        return None
+    try:
+        return _check_stale_after(float(raw), "STRIKES_STALE_AFTER")
+    except ValueError as exc:
+        raise ValueError(
+            f"environment variable STRIKES_STALE_AFTER={raw!r} is invalid: {exc}"
+        ) from None
 
 
 def _datetime(ns: int | None) -> datetime | None:
@@ -193,9 +224,12 @@ def read_run_events(
 class RunRecord:
     """A run as stored. Identity and summary come from the manifest; the rest loads on access."""
 
-    def __init__(self, layout: StoreLayout, manifest: Manifest) -> None:
+    def __init__(
+        self, layout: StoreLayout, manifest: Manifest, stale_after: float | None = None
+    ) -> None:
         self._layout = layout
         self._manifest = manifest
+        self._stale_after = stale_after
         self.id = manifest.id
         self.read_report = ReadReport()
 
@@ -249,10 +283,39 @@ class RunRecord:
 
     @property
     def last_seen(self) -> datetime | None:
-        """The time of the last event the store holds."""
+        """When the run's owner was last heard of: its last stored event or heartbeat."""
+        return _datetime(self._last_seen_ns)
+
+    @property
+    def _last_seen_ns(self) -> int:
         if "_loaded" in self.__dict__:
-            return _datetime(self._loaded.last_seen)
-        return _datetime(self._manifest.last_seen)
+            return self._loaded.last_seen or self._manifest.started_at
+        return self._manifest.last_seen or self._manifest.started_at
+
+    @property
+    def stale_after(self) -> float:
+        """Seconds of silence after which this run, if still ``running``, counts as crashed.
+
+        The store's ``stale_after`` when given, else :data:`DEFAULT_STALE_AFTER` or three
+        of the run's heartbeat intervals, whichever is longer.
+        """
+        if self._stale_after is not None:
+            return self._stale_after
+        return max(DEFAULT_STALE_AFTER, _STALE_HEARTBEATS * self._manifest.heartbeat)
+
+    @property
+    def crashed(self) -> bool:
+        """Whether the run is ``running`` but silent for longer than :attr:`stale_after`.
+
+        An open run's owner writes a heartbeat (``last_seen``) every few seconds even when
+        nothing is logged, so a long silence means its process died without ending the
+        run (``kill -9``, a lost machine). The status stays ``running``: this is derived at
+        read time, against this machine's clock.
+        """
+        if self.status != "running":
+            return False
+        last = self._last_seen_ns
+        return bool(last) and time.time() - last / 1e9 > self.stale_after
 
     @property
     def status(self) -> str:
@@ -290,6 +353,48 @@ class RunRecord:
         if "_loaded" in self.__dict__ or self._many_writers:
             return self._loaded.params
         return self._manifest.params
+
+    @property
+    def provenance(self) -> Provenance | None:
+        """Where the run came from (git, command, interpreter, packages, environment).
+
+        ``None`` for runs recorded with provenance off, or by a release without it.
+        """
+        found = self._manifest.provenance
+        if found is None and (self._manifest.status == "running" or "_loaded" in self.__dict__):
+            # The manifest of an open run may not have caught up with the event yet.
+            return self._loaded.provenance
+        return found
+
+    @cached_property
+    def packages(self) -> dict[str, str] | None:
+        """Installed distributions when the run started, ``{name: version}``.
+
+        Read from the package-list object; ``None`` when the run has no package list or
+        the object is not in the store.
+        """
+        data = self._object(None if self.provenance is None else self.provenance.packages_hash)
+        if data is None:
+            return None
+        found: dict[str, str] = {}
+        for line in data.decode(errors="replace").splitlines():
+            name, sep, version = line.partition("==")
+            if sep:
+                found[name] = version
+        return found
+
+    @property
+    def git_diff(self) -> bytes | None:
+        """``git diff HEAD --binary`` at run start, when it was kept (``git_diff=True``)."""
+        return self._object(None if self.provenance is None else self.provenance.git_diff_hash)
+
+    def _object(self, digest: str | None) -> bytes | None:
+        if digest is None:
+            return None
+        try:
+            return self._layout.object(digest).read_bytes()
+        except (OSError, ValueError):
+            return None
 
     # -- from the events (loaded once, on first use) --------------------------------
 
@@ -380,6 +485,7 @@ class _Loaded:
         self.ended_at: int | None = None
         self.last_seen = 0
         self.stats: dict[str, int] = {}
+        self.provenance: Provenance | None = None
 
     @classmethod
     def build(  # noqa: C901, PLR0912, PLR0915 - one dispatch over every event kind
@@ -461,6 +567,8 @@ class _Loaded:
                             layout,
                         )
                     )
+                case RunProvenance():
+                    loaded.provenance = event.provenance
                 case Error():
                     loaded.errors.append(
                         ErrorRecord(
@@ -475,18 +583,31 @@ class _Loaded:
                     pass
         loaded.params = root.params
         loaded.tags = root.tags
-        if events:
-            loaded.last_seen = max(events[-1].ts, manifest.last_seen)
+        # The manifest's last_seen may be a heartbeat, newer than any event.
+        loaded.last_seen = max(events[-1].ts if events else 0, manifest.last_seen)
         if loaded.status == "running" and manifest.status != "running":
             loaded.status, loaded.error = manifest.status, manifest.error
         return loaded
 
 
 class Store:
-    """A local store directory, read-only."""
+    """A local store directory, read-only.
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    ``stale_after`` is the silence, in seconds, after which a ``running`` run counts as
+    crashed (``RunRecord.crashed``); default ``$STRIKES_STALE_AFTER``, else
+    :data:`DEFAULT_STALE_AFTER` or three of the run's heartbeat intervals.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, stale_after: float | None = None
+    ) -> None:
         self.layout = StoreLayout(path if path is not None else default_store_dir())
+        self.stale_after = (
+            _check_stale_after(stale_after) if stale_after is not None else _stale_after_from_env()
+        )
+
+    def _record(self, manifest: Manifest) -> RunRecord:
+        return RunRecord(self.layout, manifest, self.stale_after)
 
     @property
     def path(self) -> Path:
@@ -522,7 +643,7 @@ class Store:
         manifest = self._manifest(run_id) or self._rebuild_manifest(run_id)
         if manifest is None:
             raise KeyError(f"no run {run_id!r} in {self.path}")
-        return RunRecord(self.layout, manifest)
+        return self._record(manifest)
 
     def runs(
         self,
@@ -556,9 +677,7 @@ class Store:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a non-negative int, got {limit!r}")
         found = [
-            RunRecord(self.layout, manifest)
-            for manifest in self._manifests()
-            if query.matches(manifest)
+            self._record(manifest) for manifest in self._manifests() if query.matches(manifest)
         ]
         found.sort(key=lambda record: (record._manifest.started_at, record.id), reverse=True)
         return found if limit is None else found[:limit]
@@ -597,7 +716,7 @@ class Store:
         if all(c in "0123456789abcdef" for c in ref):
             by_prefix = [m for m in manifests if m.id.startswith(ref)]
             if len(by_prefix) == 1:
-                return RunRecord(self.layout, by_prefix[0])
+                return self._record(by_prefix[0])
             if len(by_prefix) > 1:
                 ids = ", ".join(sorted(m.id[:12] for m in by_prefix)[:5])
                 raise LookupError(f"run id prefix {ref!r} is ambiguous: {ids}")
@@ -611,7 +730,7 @@ class Store:
             raise LookupError(
                 f"run name {ref!r} is ambiguous ({len(by_name)} runs: {ids}); use an id prefix"
             )
-        return RunRecord(self.layout, by_name[0])
+        return self._record(by_name[0])
 
     def _select(
         self, runs: Iterable[RunRecord | str] | None, filters: dict[str, Any]
@@ -720,7 +839,6 @@ class Store:
         """Write the ``kind`` table to ``path``: CSV, Parquet or JSON lines (default: by suffix)."""
         return write_table(self.table(kind, runs, names=names, **filters), path, fmt)
 
-
     # -- the two writes the read side makes: removing runs and unreferenced objects -----
 
     def remove(self, run: RunRecord | str, *, force: bool = False) -> RunRecord:
@@ -746,6 +864,13 @@ class Store:
                         found.add(ref)
                 elif kind is Artifact:
                     found.update(file.hash for file in event.files)  # type: ignore[attr-defined]
+                elif kind is RunProvenance:
+                    provenance: Provenance = event.provenance  # type: ignore[attr-defined]
+                    found.update(
+                        digest
+                        for digest in (provenance.packages_hash, provenance.git_diff_hash)
+                        if digest
+                    )
         return found
 
     def collect_garbage(self, *, grace: float = 3600.0, dry_run: bool = False) -> GarbageReport:
@@ -853,6 +978,11 @@ class EventTail:
         return events
 
 
-def open_store(path: str | os.PathLike[str] | None = None) -> Store:
-    """Open the local store at ``path`` (default: ``$STRIKES_DIR`` or ``./.strikes``)."""
-    return Store(path)
+def open_store(
+    path: str | os.PathLike[str] | None = None, *, stale_after: float | None = None
+) -> Store:
+    """Open the local store at ``path`` (default: ``$STRIKES_DIR`` or ``./.strikes``).
+
+    ``stale_after``: seconds of silence after which a running run counts as crashed.
+    """
+    return Store(path, stale_after=stale_after)
