@@ -14,6 +14,7 @@ import atexit
 import concurrent.futures
 import concurrent.futures.thread
 import contextlib
+import contextvars
 import os
 import threading
 from collections.abc import Callable, Coroutine
@@ -70,16 +71,20 @@ class Runtime:
         """Whether the caller runs on the runtime's own thread."""
         return threading.get_ident() == self.thread_id
 
+    # Work handed to the runtime runs in a fresh, empty context, never in the caller's:
+    # a caller under trio carries sniffio's "trio" in its context, and anyio calls on the
+    # runtime's asyncio loop (worker threads for hashing, provenance) would then fail.
+
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the runtime loop; returns a thread-safe future."""
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return contextvars.Context().run(asyncio.run_coroutine_threadsafe, coro, self.loop)
 
     def call_soon(self, callback: Callable[[], object]) -> None:
         """Schedule ``callback`` on the runtime loop from any thread."""
         if self.in_loop_thread():
-            self.loop.call_soon(callback)
+            self.loop.call_soon(callback, context=contextvars.Context())
         else:
-            self.loop.call_soon_threadsafe(callback)
+            self.loop.call_soon_threadsafe(callback, context=contextvars.Context())
 
     async def ensure_open(self, sink: Sink) -> None:
         """Open ``sink`` once, however many actors write to it; raises what ``open`` raised."""
