@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import os
 import socket
 import time
@@ -70,6 +71,7 @@ class LocalStore(Sink):
         self._writers: dict[tuple[str, str], _SegmentWriter] = {}
         self._manifest_written: dict[str, int] = {}
         self._known_objects: set[str] = set()
+        self._tmp_ids = itertools.count()
         self._dirs: set[Path] = set()
         self._host = socket.gethostname()
 
@@ -152,6 +154,13 @@ class LocalStore(Sink):
             manifest_from_state(batch.state, pid=os.getpid(), host=self._host)
         )
 
+    async def heartbeat(self, state: RunState) -> None:
+        """Rewrite the manifest of a silent open run, so ``last_seen`` tells it is alive."""
+        if not state.owner or not state.started_at or state.status != "running":
+            return  # not ours, or its run_started is not stored yet, or it has ended
+        self._manifest_written[state.run_id] = time.monotonic_ns()
+        await self._write_manifest(manifest_from_state(state, pid=os.getpid(), host=self._host))
+
     async def _write_manifest(self, manifest: Manifest) -> None:
         path = self.layout.manifest(manifest.id)
         await self._private_dir(path.parent)
@@ -181,7 +190,9 @@ class LocalStore(Sink):
         target = self.layout.object(blob.hash)
         if not await aiofiles.os.path.exists(target):
             await self._private_dir(target.parent)
-            tmp = target.with_name(f".{blob.hash}.{os.getpid()}.tmp")
+            # A name of its own per write: runs flushing at once may store the same object
+            # (every run's package list), and must not rename each other's file away.
+            tmp = target.with_name(f".{blob.hash}.{os.getpid()}.{next(self._tmp_ids)}.tmp")
             if blob.data is not None:
                 async with aiofiles.open(tmp, "wb", opener=_private_opener) as handle:
                     await handle.write(blob.data)
