@@ -53,6 +53,7 @@ from strikes.events import (
     Metric,
     Output,
     Param,
+    Provenance,
     RunFinished,
     RunProvenance,
     RunStarted,
@@ -378,13 +379,7 @@ class OTLPSink(Sink):
             case Param():
                 span.attributes[f"params.{event.name}"] = event.value
             case RunProvenance():
-                # provenance.git_commit, provenance.command, provenance.env.RANK, ...
-                for key, value in msgspec.structs.asdict(event.provenance).items():
-                    if key == "env":
-                        for name, text in value.items():
-                            span.attributes[f"provenance.env.{name}"] = text
-                    elif value is not None:
-                        span.attributes[f"provenance.{key}"] = value
+                span.attributes.update(_provenance_attributes(event.provenance))
             case Tag():
                 known = list(span.attributes.get("strikes.tags", []))
                 known.extend(t for t in event.tags if t not in known)
@@ -602,6 +597,17 @@ class OTLPSink(Sink):
             )
             await anyio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _provenance_attributes(provenance: Provenance) -> dict[str, Any]:
+    """``provenance.git_commit``, ``provenance.command``, ``provenance.env.RANK``, ..."""
+    found: dict[str, Any] = {}
+    for key, value in msgspec.structs.asdict(provenance).items():
+        if key == "env":
+            found.update({f"provenance.env.{name}": text for name, text in value.items()})
+        elif value is not None:
+            found[f"provenance.{key}"] = value
+    return found
 
 
 def _event(name: str, ts: int, attributes: Mapping[str, Any]) -> PbSpan.Event:
