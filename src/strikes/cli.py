@@ -22,7 +22,7 @@ from typing import Any, NoReturn, TextIO
 
 import msgspec
 
-from strikes.events import Event, Metric
+from strikes.events import Event, Metric, Provenance
 from strikes.store.export import write_csv_stream, write_table
 from strikes.store.query import TimeBound
 from strikes.store.reader import EventTail, RunRecord, Store, TaskRecord, open_store
@@ -208,7 +208,8 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     if args.tag:
         filters["tags"] = args.tag
     if args.status:
-        filters["status"] = args.status
+        # A crashed run's stored status is running: select those, keep the crashed after.
+        filters["status"] = sorted({"running" if s == "crashed" else s for s in args.status})
     if args.name:
         filters["name"] = args.name
     if args.param:
@@ -218,6 +219,14 @@ def _filters(args: argparse.Namespace) -> dict[str, Any]:
     if args.until:
         filters["until"] = parse_time(args.until)
     return filters
+
+
+def _only_crashed(args: argparse.Namespace, records: list[RunRecord]) -> list[RunRecord]:
+    """Apply ``--status crashed`` (without ``--status running``) to the selected runs."""
+    wanted = set(args.status or ())
+    if "crashed" not in wanted or "running" in wanted:
+        return records
+    return [record for record in records if record.status != "running" or record.crashed]
 
 
 def _resolve(store: Store, ref: str) -> RunRecord:
@@ -232,12 +241,29 @@ def _resolve(store: Store, ref: str) -> RunRecord:
 # -- commands -------------------------------------------------------------------------
 
 
+def _status(record: RunRecord) -> str:
+    """The status for people: ``crashed`` for a running run whose owner went silent."""
+    return "crashed" if record.crashed else record.status
+
+
+def _ago(moment: datetime | None) -> str:
+    if moment is None:
+        return "never"
+    return _duration(max(0.0, time.time() - moment.timestamp())) + " ago"
+
+
+def _provenance_json(provenance: Provenance | None) -> dict[str, Any] | None:
+    return None if provenance is None else msgspec.structs.asdict(provenance)
+
+
 def _summary(record: RunRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "name": record.name,
         "project": record.project,
         "status": record.status,
+        "crashed": record.crashed,
+        "last_seen": record.last_seen,
         "tags": record.tags,
         "started_at": record.started_at,
         "ended_at": record.ended_at,
@@ -253,7 +279,7 @@ def _summary(record: RunRecord) -> dict[str, Any]:
 
 def cmd_runs(store: Store, args: argparse.Namespace, out: Output) -> int:
     """List runs, newest first."""
-    records = store.runs(**_filters(args))
+    records = _only_crashed(args, store.runs(**_filters(args)))
     # A person gets a screenful by default (rich takes seconds on 10,000 rows); scripts
     # get everything.
     limit = args.limit if args.limit is not None else (0 if out.json_mode else TABLE_LIMIT)
@@ -271,7 +297,7 @@ def cmd_runs(store: Store, args: argparse.Namespace, out: Output) -> int:
             record.id[:12],
             record.name,
             record.project,
-            record.status,
+            _status(record),
             record.started_at,
             _duration(record.duration),
             ",".join(record.tags),
@@ -327,16 +353,24 @@ def cmd_show(store: Store, args: argparse.Namespace, out: Output) -> int:
         data["errors"] = [
             {"type": e.type, "message": e.message, "span_id": e.span_id} for e in record.errors
         ]
+        data["provenance"] = _provenance_json(record.provenance)
+        packages = record.packages
+        data["packages"] = None if packages is None else len(packages)
         out.json(data)
         return 0
     out.line(f"{record.name}  ({record.id})")
     out.line(f"  project  {record.project}")
-    out.line(f"  status   {record.status}" + (f"  - {record.error}" if record.error else ""))
+    out.line(f"  status   {_status_line(record)}")
     out.line(
         f"  started  {_text(record.started_at)}   duration {_duration(record.duration) or '-'}"
     )
     if record.tags:
         out.line(f"  tags     {', '.join(record.tags)}")
+    if record.provenance is not None:
+        out.line()
+        out.line("Provenance")
+        for label, value in _provenance_lines(record):
+            out.line(f"  {label:<9} {value}")
     if record.params:
         out.line()
         out.table(["param", "value"], sorted(record.params.items()), title="Params")
@@ -359,21 +393,143 @@ def cmd_show(store: Store, args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def _status_line(record: RunRecord) -> str:
+    if record.status != "running":
+        return record.status + (f"  - {record.error}" if record.error else "")
+    seen = _ago(record.last_seen)
+    if record.crashed:
+        manifest = record.manifest
+        return (
+            f"running, but crashed: its writer (pid {manifest.pid} on {manifest.host}) was "
+            f"last seen {seen}"
+        )
+    return f"running (last seen {seen})"
+
+
+def _code_text(record: RunRecord, p: Provenance) -> str | None:
+    if p.git_commit is None and p.git_branch is None:
+        return None  # not a repository, or git off
+    text = p.git_commit or "(no commit yet)"
+    if p.git_branch:
+        text += f" on {p.git_branch}"
+    if p.git_dirty and p.git_diff_hash:
+        kept = "kept" if record.git_diff is not None else "not kept"
+        return f"{text}, dirty (diff sha256:{p.git_diff_hash[:12]}, {kept})"
+    return text + (", dirty" if p.git_dirty else ", clean")
+
+
+def _provenance_lines(record: RunRecord) -> list[tuple[str, str]]:
+    """``(label, text)`` lines describing a run's provenance, empty fields left out."""
+    p = record.provenance
+    if p is None:
+        return []
+    packages = None
+    if p.packages_hash:
+        listed = record.packages
+        count = "object missing" if listed is None else f"{len(listed)} installed"
+        packages = f"{count} (sha256:{p.packages_hash[:12]})"
+    host = None
+    if p.hostname or p.pid:
+        host = (p.hostname or "?") + (f" (pid {p.pid})" if p.pid else "")
+    lines = [
+        ("commit", _code_text(record, p)),
+        ("remote", p.git_remote),
+        ("command", None if p.command is None else " ".join(p.command)),
+        ("entry", p.entry_point),
+        ("cwd", p.cwd),
+        ("python", " ".join(x for x in (p.python_implementation, p.python_version) if x)),
+        ("platform", p.platform),
+        ("host", host),
+        ("packages", packages),
+        ("env", " ".join(f"{name}={value}" for name, value in p.env.items())),
+    ]
+    return [(label, text) for label, text in lines if text]
+
+
+def _provenance_rows(records: list[RunRecord]) -> list[list[Any]]:
+    """Rows of ``compare`` for the code and environment each run came from."""
+    found = [record.provenance for record in records]
+    if all(p is None for p in found):
+        return []
+
+    def row(label: str, get: Callable[[Provenance], Any]) -> list[Any]:
+        return [label, *(None if p is None else get(p) for p in found)]
+
+    rows = [
+        row("git commit", lambda p: p.git_commit[:12] if p.git_commit else None),
+        row("git branch", lambda p: p.git_branch),
+        row("git dirty", lambda p: None if p.git_dirty is None else str(p.git_dirty).lower()),
+        row("git diff", lambda p: p.git_diff_hash[:12] if p.git_diff_hash else None),
+        row("python", lambda p: p.python_version),
+        row("host", lambda p: p.hostname),
+        ["packages", *(_package_count(record) for record in records)],
+    ]
+    return [cells for cells in rows if any(cell is not None for cell in cells[1:])]
+
+
+def _package_count(record: RunRecord) -> int | None:
+    packages = record.packages
+    return None if packages is None else len(packages)
+
+
+def package_differences(records: list[RunRecord]) -> dict[str, list[str | None]]:
+    """Packages whose version differs between runs: ``{name: [version or None per run]}``.
+
+    ``None`` is a run without that package. Runs without a package list are left out of
+    the comparison (their cells are ``None`` too).
+    """
+    hashes = {r.provenance.packages_hash for r in records if r.provenance is not None}
+    lists = [record.packages for record in records]
+    known = [packages for packages in lists if packages is not None]
+    if len(known) < 2 or len(hashes) < 2:
+        return {}  # one list (or one object shared by every run): nothing differs
+    differences: dict[str, list[str | None]] = {}
+    for name in sorted(set().union(*known)):
+        versions = [None if packages is None else packages.get(name) for packages in lists]
+        if len({packages.get(name) for packages in known}) > 1:
+            differences[name] = versions
+    return differences
+
+
 def cmd_compare(store: Store, args: argparse.Namespace, out: Output) -> int:
-    """Params and last/min/max of each metric, one column per run."""
+    """Provenance, params and last/min/max of each metric, one column per run.
+
+    Packages appear only where their versions differ (added, removed or changed).
+    """
     records = [_resolve(store, ref) for ref in args.runs]
     stats = [{name: _metric_stats(points) for name, points in r.metrics.items()} for r in records]
+    differences = package_differences(records)
     if out.json_mode:
         out.json(
             [
-                {"id": r.id, "name": r.name, "status": r.status, "params": r.params, "metrics": s}
-                for r, s in zip(records, stats, strict=True)
+                {
+                    "id": r.id,
+                    "name": r.name,
+                    "status": r.status,
+                    "crashed": r.crashed,
+                    "provenance": _provenance_json(r.provenance),
+                    "package_differences": {
+                        name: versions[index] for name, versions in differences.items()
+                    },
+                    "params": r.params,
+                    "metrics": s,
+                }
+                for index, (r, s) in enumerate(zip(records, stats, strict=True))
             ]
         )
         return 0
     columns = ["", *(f"{r.name} ({r.id[:8]})" for r in records)]
     params = sorted({key for r in records for key in r.params})
-    rows: list[list[Any]] = [["status", *(r.status for r in records)]]
+    rows: list[list[Any]] = [["status", *(_status(r) for r in records)]]
+    rows += _provenance_rows(records)
+    listed = [record.packages is not None for record in records]
+    rows += [
+        [
+            f"package {name}",
+            *(v or ("-" if has else None) for v, has in zip(vs, listed, strict=True)),
+        ]
+        for name, vs in differences.items()
+    ]
     rows += [[f"param {key}", *(r.params.get(key) for r in records)] for key in params]
     for name in sorted({key for s in stats for key in s}):
         for stat in ("last", "min", "max"):
@@ -399,7 +555,7 @@ def cmd_export(store: Store, args: argparse.Namespace, out: Output) -> int:
     filters = _filters(args)
     if runs is not None and filters:
         raise _UsageError("give run references or filters, not both")
-    selected = runs if runs is not None else store.runs(**filters)
+    selected = runs if runs is not None else _only_crashed(args, store.runs(**filters))
     if args.kind != "runs":
         _load_with_progress(out, selected)
     table = store.table(args.kind, selected, names=args.metric or None)
@@ -573,7 +729,12 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("filters")
     group.add_argument("--project", help="only this project")
     group.add_argument("--tag", action="append", help="only runs with this tag (repeatable)")
-    group.add_argument("--status", action="append", choices=["running", "finished", "failed"])
+    group.add_argument(
+        "--status",
+        action="append",
+        choices=["running", "finished", "failed", "crashed"],
+        help="only runs with this status (repeatable); crashed: running, but silent",
+    )
     group.add_argument("--name", help="run name glob pattern, e.g. 'train-*'")
     group.add_argument(
         "--param", action="append", metavar="NAME=VALUE", help="param equals value (repeatable)"
@@ -591,6 +752,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the store directory (default: $STRIKES_DIR or ./.strikes)",
     )
     common.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
+    common.add_argument(
+        "--stale-after",
+        type=float,
+        default=argparse.SUPPRESS,
+        metavar="SECONDS",
+        help="a running run silent this long counts as crashed "
+        "(default: $STRIKES_STALE_AFTER or 60, or 3 of the run's heartbeat intervals)",
+    )
     parser = argparse.ArgumentParser(
         prog="strikes", description="Look at runs recorded by strikes.", parents=[common]
     )
@@ -661,7 +830,9 @@ def main(argv: Sequence[str] | None = None, *, stdout: TextIO | None = None) -> 
     args = parser.parse_args(argv)
     out = Output(stdout or sys.stdout, json_mode=getattr(args, "json", False), use_rich=True)
     try:
-        store = open_store(getattr(args, "dir", None))
+        store = open_store(
+            getattr(args, "dir", None), stale_after=getattr(args, "stale_after", None)
+        )
         handler: Callable[[Store, argparse.Namespace, Output], int] = args.handler
         return handler(store, args, out)
     except _UsageError as exc:

@@ -55,6 +55,9 @@ RUN_COLUMNS = (
     "last_seen",
     "events",
     "tasks",
+    "crashed",
+    "git_commit",
+    "git_dirty",
 )
 """Fixed leading columns of the runs table; ``param.<name>`` and ``metric.<name>.<stat>`` follow."""
 
@@ -240,6 +243,10 @@ def runs_table(runs: Iterable[RunRecord]) -> Table:
         table["last_seen"].append(record.last_seen)
         table["events"].append(manifest.events)
         table["tasks"].append(manifest.tasks)
+        table["crashed"].append(record.crashed)
+        provenance = record.provenance
+        table["git_commit"].append(None if provenance is None else provenance.git_commit)
+        table["git_dirty"].append(None if provenance is None else provenance.git_dirty)
         params = record.params
         for key in param_names:
             extra[f"param.{key}"].append(_cell(params.get(key)))
