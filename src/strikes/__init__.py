@@ -22,6 +22,7 @@ from strikes._context import NoRunWarning as NoRunWarning
 from strikes._continue import RunContext as RunContext
 from strikes._continue import continue_run as continue_run
 from strikes._continue import get_run_context as get_run_context
+from strikes._provenance import ProvenanceOptions as ProvenanceOptions
 from strikes._run import Run as Run
 from strikes._run import get_current_run as get_current_run
 from strikes._run import run as run
@@ -35,6 +36,7 @@ from strikes._task import TaskSpanList as TaskSpanList
 from strikes._task import task as task
 from strikes._task import task_span as task_span
 from strikes._values import MetricPoint as MetricPoint
+from strikes.events import Provenance as Provenance
 from strikes.runtime.actor import DeliveryPolicy as DeliveryPolicy
 from strikes.runtime.spool import SpoolReport as SpoolReport
 from strikes.runtime.spool import resend_spool as resend_spool
@@ -60,6 +62,8 @@ __all__ = [
     "MemorySink",
     "MetricPoint",
     "NoRunWarning",
+    "Provenance",
+    "ProvenanceOptions",
     "Run",
     "RunContext",
     "RunRecord",
