@@ -1,4 +1,4 @@
-"""Provenance capture at run start, and the system sampler's own CPU cost.
+"""Provenance capture at run start, run start and end with it on and off, sampler CPU cost.
 
     python benchmarks/bench_provenance.py [--repeats 20] [--seconds 30] [--cwd DIR]
 
@@ -9,23 +9,33 @@ Figures, medians of the repeats, printed without any pass/fail:
 * warm capture - later captures in one process (the package list cached), with a
   breakdown by part; git runs in `--cwd` (default: the current directory), and a dirty
   tree costs one more `git diff`
+* run start and end - `with dn.run(): ...` in `--cwd`, provenance on and off, package
+  list warm: the caller's time in `__enter__`, in `__exit__` of an empty run (which waits
+  for the capture still running on the runtime's worker thread), and in `__exit__` of a
+  run that lasted 50 ms (the capture long done)
 * sampler CPU - process CPU time over wall time while a `SystemSampler` samples every
   second and the main thread waits; the sampler thread's own CPU time (read in `emit`)
   gives the same figure without the interpreter's background noise
+* sampler in a run - process CPU over wall time of an open, idle run with
+  `system_metrics=1.0` (samples go through the run's actor into the store), minus the
+  same idle run without it
 * per sample - the cost of one psutil (and NVML, if present) sample, taken directly
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
+import strikes as dn
 from strikes._provenance import ProvenanceOptions, capture_provenance
 from strikes._sysmetrics import SystemSampler, _import_nvml, _import_psutil, _Probes
 
@@ -75,6 +85,70 @@ def bench_capture(cwd: Path, repeats: int) -> None:
     print(f"  warm capture            {ms(median_time(ProvenanceOptions(), cwd, repeats))}")
     for part, options in PARTS.items():
         print(f"    {part:<21} {ms(median_time(options, cwd, repeats))}")
+
+
+def bench_run_start(cwd: Path, repeats: int) -> None:
+    """Caller-side ms of run enter/exit with provenance on and off (warm package list)."""
+    previous = Path.cwd()
+    with tempfile.TemporaryDirectory() as directory:
+        os.chdir(cwd)
+        try:
+            dn.configure(dir=Path(directory) / "store")
+            for _ in range(3):  # start the runtime, open the store, scan the packages
+                with dn.run("warm-up"):
+                    pass
+            print(f"run start and end in {cwd} (ms per run, medians of {repeats})")
+            print("                          enter   exit (empty)   exit (50 ms run)")
+            for label, provenance in (("provenance off", False), ("provenance on", True)):
+                enter, exit_empty, exit_later = [], [], []
+                for _ in range(repeats):
+                    run = dn.run("bench", provenance=provenance)
+                    start = time.perf_counter()
+                    run.__enter__()
+                    entered = time.perf_counter()
+                    run.__exit__(None, None, None)
+                    enter.append(entered - start)
+                    exit_empty.append(time.perf_counter() - entered)
+                    with dn.run("bench", provenance=provenance) as run:
+                        time.sleep(0.05)
+                        leaving = time.perf_counter()
+                    exit_later.append(time.perf_counter() - leaving)
+                print(
+                    f"  {label:<20} {ms(statistics.median(enter))} "
+                    f"{ms(statistics.median(exit_empty))}   "
+                    f"{ms(statistics.median(exit_later))}"
+                )
+        finally:
+            os.chdir(previous)
+
+
+def bench_run_sampler(seconds: float) -> None:
+    """Process CPU of an idle open run with the sampler at 1 s, minus one without it."""
+    try:
+        _import_psutil()
+    except ImportError as error:
+        print(f"sampler in a run: skipped ({error})")
+        return
+    idle = threading.Event()
+    with tempfile.TemporaryDirectory() as directory:
+        dn.configure(dir=Path(directory) / "store")
+        shares = {}
+        for label, interval in (("without", False), ("with", 1.0)):
+            with dn.run("idle", system_metrics=interval) as run:
+                cpu0, wall0 = cpu_seconds(), time.perf_counter()
+                idle.wait(seconds)
+                shares[label] = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
+        samples = len(
+            dn.open_store(Path(directory) / "store")
+            .run(run.run_id)
+            .metrics.get("sys.memory.rss_bytes", [])
+        )
+    print(f"sampler in an idle run at 1 s for {seconds:.0f} s ({samples} samples stored)")
+    print(f"  process CPU, run without sampler  {shares['without'] * 100:8.3f} % of one core")
+    print(f"  process CPU, run with sampler     {shares['with'] * 100:8.3f} % of one core")
+    print(
+        f"  the sampler's share               {(shares['with'] - shares['without']) * 100:8.3f} %"
+    )
 
 
 def cpu_seconds() -> float:
@@ -131,7 +205,9 @@ def main() -> None:
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}")
     bench_capture(args.cwd.resolve(), args.repeats)
+    bench_run_start(args.cwd.resolve(), args.repeats)
     bench_sampler(args.seconds)
+    bench_run_sampler(args.seconds)
 
 
 if __name__ == "__main__":
