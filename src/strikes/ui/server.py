@@ -124,6 +124,7 @@ def _run_summary(record: RunRecord) -> dict[str, Any]:
         "name": record.name,
         "project": record.project,
         "status": record.status,
+        "crashed": record.crashed,
         "error": record.error,
         "tags": record.tags,
         "started_at": record.manifest.started_at // 1_000_000,
