@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import structlog
 
 import strikes as dn
 from strikes._values import INLINE_MAX_BYTES
@@ -244,6 +246,41 @@ class TestArtifacts:
             "a.txt": "A",
             "sub/b.txt": "B",
         }
+
+    @pytest.mark.anyio
+    async def test_artifact_in_an_async_run(self, store: dn.Store, tmp_path: Path) -> None:
+        """An artifact logged in ``async with`` is stored, on asyncio and on trio alike.
+
+        The runtime hashes it on a worker thread of its own asyncio loop, whatever library
+        the caller runs under (trio's context once made that fail).
+        """
+        model = tmp_path / "model.bin"
+        model.write_bytes(b"weights")
+        async with dn.run("r"):
+            dn.log_artifact(model)
+        (artifact,) = _only_run(store).artifacts
+        assert artifact.object_path().read_bytes() == b"weights"
+        assert _only_run(store).errors == []
+
+    def test_runs_storing_one_object_at_once(self, store: dn.Store) -> None:
+        """Many runs flushing the same large value at once store it once, without retries."""
+        big = "x" * (INLINE_MAX_BYTES * 4)
+        barrier = threading.Barrier(8)
+
+        def work(index: int) -> None:
+            with dn.run(f"r{index}", provenance=False):
+                dn.log_input("doc", big)
+                barrier.wait()
+
+        with structlog.testing.capture_logs() as logs:
+            threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        assert [entry for entry in logs if entry["log_level"] != "debug"] == []
+        assert len([p for p in store.layout.objects.rglob("*") if p.is_file()]) == 1
+        assert {record.inputs["doc"] for record in store.runs()} == {big}
 
     def test_artifact_that_vanishes_is_an_error_not_a_crash(
         self, store: dn.Store, tmp_path: Path
