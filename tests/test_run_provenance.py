@@ -170,6 +170,40 @@ class TestProvenanceInRuns:
         assert provenance.cwd == str(outside)
         assert provenance.packages_hash is not None
 
+    def test_runs_starting_together_share_one_look_at_git(
+        self, repo: Path, store: dn.Store, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """100 gathered runs ask git once; after GIT_REUSE_SECONDS a run asks again."""
+        looks: list[Path] = []
+        capture_git = _provenance._capture_git
+
+        def counting(directory: Path, diff_blobs: dict[str, bytes] | None) -> object:
+            looks.append(directory)
+            return capture_git(directory, diff_blobs)
+
+        monkeypatch.setattr(_provenance, "_capture_git", counting)
+
+        async def one(index: int) -> None:
+            async with dn.run(f"r{index}"):
+                await anyio.sleep(0)
+
+        async def sweep() -> None:
+            async with anyio.create_task_group() as group:
+                for index in range(100):
+                    group.start_soon(one, index)
+
+        anyio.run(sweep)
+        assert looks == [repo]
+        commits = {record.provenance.git_commit for record in store.runs() if record.provenance}
+        assert len(commits) == 1
+        assert None not in commits
+        monkeypatch.setattr(_provenance, "GIT_REUSE_SECONDS", 0.0)
+        (repo / "train.py").write_text("print('edited')\n")
+        with dn.run("later") as run:
+            pass
+        assert looks == [repo, repo]
+        assert store.run(run.run_id).provenance.git_dirty is True  # type: ignore[union-attr]
+
     def test_package_list_is_one_object_for_many_runs(self, outside: Path, store: dn.Store) -> None:
         """Twenty runs in one environment share one package-list object."""
         for index in range(20):
@@ -658,6 +692,7 @@ class TestCli:
         self, repo: Path, store: dn.Store, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """Commit, dirty, changed/added/removed packages and params are marked as different."""
+        monkeypatch.setattr(_provenance, "GIT_REUSE_SECONDS", 0.0)  # each run looks anew
         monkeypatch.setattr(_provenance, "freeze_packages", lambda: b"alpha==1.0\nbeta==1.0\n")
         with dn.run("before"):
             dn.log_params(lr=0.1, layers=2)
