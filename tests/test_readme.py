@@ -33,3 +33,7 @@ def test_readme_python_blocks_run_in_order(
     exported = (tmp_path / "runs.csv").read_text().splitlines()
     assert len(exported) == 2
     assert record.id in exported[1]
+    (traced,) = dn.open_store(store_dir).runs(project="provenance")
+    assert traced.provenance is not None
+    assert traced.provenance.packages_hash is not None
+    assert traced.crashed is False
