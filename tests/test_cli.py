@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import re
 import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 import strikes as dn
@@ -57,6 +59,32 @@ class TestRuns:
         assert "alpha" in text
         assert "beta" in text
         assert "failed" in text
+
+    def test_ids_shown_are_unique_and_resolve(self, store: dn.Store) -> None:
+        """Runs started in the same millisecond share 12 digits; the ids shown still differ."""
+
+        async def sweep() -> None:
+            async def one(index: int) -> None:
+                async with dn.run(f"same-{index}"):
+                    pass
+
+            async with anyio.create_task_group() as group:
+                for index in range(50):
+                    group.start_soon(one, index)
+
+        anyio.run(sweep)
+        code, text = run_cli("runs", "--limit", "0")
+        assert code == 0
+        shown = [
+            match.group(0)
+            for line in text.splitlines()
+            if "same-" in line and (match := re.search(r"\b[0-9a-f]{16,32}\b", line))
+        ]
+        assert len(shown) == 50
+        assert len(set(shown)) == 50
+        for prefix in shown:
+            assert len(prefix) >= 16
+            assert store.resolve(prefix).id.startswith(prefix)
 
     def test_json_and_filters(self, runs: dn.Store) -> None:
         """--json prints a list of runs; filters narrow it."""

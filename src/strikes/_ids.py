@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterable
 
-__all__ = ["new_run_id", "new_span_id", "random_run_name"]
+__all__ = ["SHORT_ID_LENGTH", "new_run_id", "new_span_id", "random_run_name", "short_ids"]
 
 _random = random.SystemRandom()
 
@@ -121,3 +122,29 @@ def new_span_id() -> str:
 def random_run_name() -> str:
     """A name like ``clever-rabbit-492``."""
     return f"{_random.choice(_ADJECTIVES)}-{_random.choice(_NOUNS)}-{_random.randint(0, 999):03d}"
+
+
+SHORT_ID_LENGTH = 16
+"""Shortest id prefix shown: 12 digits of time and 4 random, so runs started together differ."""
+
+
+def short_ids(ids: Iterable[str], minimum: int = SHORT_ID_LENGTH) -> dict[str, str]:
+    """The shortest prefix of each id, at least ``minimum`` long, that no other id shares.
+
+    A run id starts with its start time, so runs started in the same millisecond share
+    their first 12 digits: a fixed-width prefix would not tell them apart.
+    """
+    ordered = sorted(set(ids))
+    shared = [0] * len(ordered)  # longest prefix each id shares with a neighbour
+    for index in range(1, len(ordered)):
+        before, after = ordered[index - 1], ordered[index]
+        common = 0
+        for left, right in zip(before, after, strict=False):
+            if left != right:
+                break
+            common += 1
+        shared[index - 1] = max(shared[index - 1], common)
+        shared[index] = max(shared[index], common)
+    return {
+        run_id: run_id[: max(minimum, shared[index] + 1)] for index, run_id in enumerate(ordered)
+    }

@@ -292,9 +292,10 @@ def cmd_runs(store: Store, args: argparse.Namespace, out: Output) -> int:
     if not records:
         out.line(f"no runs in {store.path}" + (" match" if _filters(args) else ""))
         return 0
+    shown = store.short_ids()
     rows = [
         (
-            record.id[:12],
+            shown.get(record.id, record.id),
             record.name,
             record.project,
             _status(record),
@@ -518,7 +519,8 @@ def cmd_compare(store: Store, args: argparse.Namespace, out: Output) -> int:
             ]
         )
         return 0
-    columns = ["", *(f"{r.name} ({r.id[:8]})" for r in records)]
+    shown = store.short_ids()
+    columns = ["", *(f"{r.name} ({shown.get(r.id, r.id)})" for r in records)]
     params = sorted({key for r in records for key in r.params})
     rows: list[list[Any]] = [["status", *(_status(r) for r in records)]]
     rows += _provenance_rows(records)
@@ -679,12 +681,14 @@ def cmd_rm(store: Store, args: argparse.Namespace, out: Output) -> int:
     records = [_resolve(store, ref) for ref in args.runs]
     running = [r for r in records if r.status == "running"]
     if running and not args.force:
-        names = ", ".join(f"{r.name} ({r.id[:12]})" for r in running)
+        shown = store.short_ids()
+        names = ", ".join(f"{r.name} ({shown.get(r.id, r.id)})" for r in running)
         raise CliError(f"refusing to delete running runs: {names}; pass --force")
     if not args.yes:
         if not sys.stdin.isatty():
             raise CliError("deleting needs confirmation: pass --yes")
-        listed = ", ".join(f"{r.name} ({r.id[:12]})" for r in records)
+        shown = store.short_ids()
+        listed = ", ".join(f"{r.name} ({shown.get(r.id, r.id)})" for r in records)
         answer = input(f"delete {len(records)} run(s): {listed}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             out.line("nothing deleted")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from strikes._ids import short_ids
 from strikes._values import MetricPoint, load_blob
 from strikes.events import (
     Artifact,
@@ -682,6 +683,17 @@ class Store:
         found.sort(key=lambda record: (record._manifest.started_at, record.id), reverse=True)
         return found if limit is None else found[:limit]
 
+    def short_ids(self) -> dict[str, str]:
+        """Every stored run's shortest unique id prefix (16 digits at least), by run id.
+
+        What to show people: :meth:`resolve` takes it back to the run.
+        """
+        try:
+            entries = os.listdir(self.layout.runs)  # noqa: PTH208 - names only, no manifest read
+        except FileNotFoundError:
+            return {}
+        return short_ids(entry for entry in entries if len(entry) == 32)
+
     def _manifests(self) -> Iterator[Manifest]:
         """Every run's manifest, rebuilt from its segments when it is missing or unreadable."""
         try:
@@ -718,7 +730,7 @@ class Store:
             if len(by_prefix) == 1:
                 return self._record(by_prefix[0])
             if len(by_prefix) > 1:
-                ids = ", ".join(sorted(m.id[:12] for m in by_prefix)[:5])
+                ids = ", ".join(sorted(short_ids(m.id for m in by_prefix).values())[:5])
                 raise LookupError(f"run id prefix {ref!r} is ambiguous: {ids}")
         by_name = sorted(
             (m for m in manifests if m.name == ref), key=lambda m: m.started_at, reverse=True
@@ -726,7 +738,8 @@ class Store:
         if not by_name:
             raise KeyError(f"no run with id, id prefix or name {ref!r} in {self.path}")
         if len(by_name) > 1 and len({m.id for m in by_name}) > 1:
-            ids = ", ".join(m.id[:12] for m in by_name[:5])
+            shown = short_ids(m.id for m in by_name)
+            ids = ", ".join(shown[m.id] for m in by_name[:5])
             raise LookupError(
                 f"run name {ref!r} is ambiguous ({len(by_name)} runs: {ids}); use an id prefix"
             )
