@@ -147,6 +147,32 @@ class TestManifest:
         }
         assert manifest["status"] == "finished"
 
+    def test_manifest_summarises_task_metrics_as_mirrored(self, store: dn.Store) -> None:
+        """A task's metrics are summarised under <label>.<name>, as the run's metrics read."""
+
+        @dn.task(scorers=[lambda output: output / 10])
+        def judge(value: int) -> int:
+            dn.log_metric("seen", value)
+            return value
+
+        with dn.run("tasks") as run:
+            for value in (3, 1, 2):
+                judge(value)
+            with dn.task_span("Outer Step"), dn.task_span("inner"):
+                dn.log_metric("depth", 2)
+        record = store.run(run.run_id)
+        summaries = record.manifest.metrics
+        assert set(summaries) == set(record.metrics) == {
+            "judge.seen",
+            "judge.<lambda>",
+            "inner.depth",
+        }
+        assert summaries["judge.seen"].count == 3
+        assert summaries["judge.seen"].last == 2.0
+        assert (summaries["judge.seen"].min, summaries["judge.seen"].max) == (1.0, 3.0)
+        assert summaries["judge.<lambda>"].max == 0.3
+        assert summaries["inner.depth"].last == 2.0
+
     def test_running_run_shows_as_running(self, store: dn.Store) -> None:
         """A reader sees an open run as running, with what was flushed."""
         with dn.run("live") as run:

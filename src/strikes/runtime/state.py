@@ -45,6 +45,7 @@ class RunState:
     """
 
     __slots__ = (
+        "_labels",
         "attributes",
         "ended_at",
         "error",
@@ -85,6 +86,8 @@ class RunState:
         self.provenance: Provenance | None = None
         self.heartbeat = 0.0
         """Seconds between the owner's heartbeats (0: it sends none)."""
+        self._labels: dict[str, str] = {}
+        """Labels of the open tasks by span id: their metrics are summarised as label.name."""
 
     def fold(self, events: list[Event]) -> None:
         """Update the state with a batch of events, in order.
@@ -94,9 +97,7 @@ class RunState:
         """
         run_metrics: list[Metric] = [e for e in events if type(e) is Metric and not e.parent_id]
         if len(run_metrics) != len(events):
-            for event in events:
-                if type(event) is not Metric:
-                    self._fold_other(event)
+            self._summarise_all(self._fold_others(events))
         if run_metrics:
             names = set(map(_name, run_metrics))
             if len(names) == 1:
@@ -105,11 +106,27 @@ class RunState:
                 groups: dict[str, list[Metric]] = {name: [] for name in names}
                 for metric in run_metrics:
                     groups[metric.name].append(metric)
-                for name, group in groups.items():
-                    self._summarise(name, group)
+                self._summarise_all(groups)
         self.events += len(events)
         if events and events[-1].ts > self.last_seen:  # a heartbeat may be newer
             self.last_seen = events[-1].ts
+
+    def _fold_others(self, events: list[Event]) -> dict[str, list[Metric]]:
+        """Fold every event but metrics; return the tasks' metrics grouped as label.name."""
+        mirrored: dict[str, list[Metric]] = {}
+        labels = self._labels
+        for event in events:
+            if type(event) is not Metric:
+                self._fold_other(event)
+            elif event.parent_id:  # a task's metric, mirrored on the run as label.name
+                label = labels.get(event.span_id)
+                if label:
+                    mirrored.setdefault(f"{label}.{event.name}", []).append(event)
+        return mirrored
+
+    def _summarise_all(self, groups: dict[str, list[Metric]]) -> None:
+        for name, group in groups.items():
+            self._summarise(name, group)
 
     def _summarise(self, name: str, points: list[Metric]) -> None:
         summary = self.metrics.get(name)
@@ -146,7 +163,10 @@ class RunState:
                 self.tags.extend(t for t in event.tags if t not in self.tags)
             case TaskStarted():
                 self.tasks += 1
+                self._labels[event.span_id] = event.label
+            case TaskFinished():
+                self._labels.pop(event.span_id, None)
             case RunProvenance():
                 self.provenance = event.provenance
-            case TaskFinished() | _:
+            case _:
                 pass
