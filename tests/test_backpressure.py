@@ -22,6 +22,8 @@ from strikes.runtime import actor as actor_module
 from strikes.runtime.mailbox import Backpressure, Mailbox
 from strikes.sinks.base import Batch
 
+DROPPED = actor_module.DROPPED_METRIC
+
 MIB = 1024 * 1024
 DROP_POLICIES: tuple[Backpressure, ...] = ("drop_newest", "drop_oldest")
 
@@ -48,6 +50,8 @@ class CountingSink(dn.Sink):
         self.gate = gate
         self.metrics = 0
         self.values: list[float] = []
+        self.reports: list[float] = []
+        """Values of the writer's ``strikes.dropped`` report, kept apart from the counts."""
         self.blobs: set[str] = set()
         self.lock = threading.Lock()
 
@@ -57,8 +61,10 @@ class CountingSink(dn.Sink):
             await anyio.to_thread.run_sync(self.gate.wait)
         if self.delay:
             await asyncio.sleep(self.delay)
-        values = [e.value for e in batch.events if type(e) is Metric]
+        values = [e.value for e in batch.events if type(e) is Metric and e.name != DROPPED]
+        reports = [e.value for e in batch.events if type(e) is Metric and e.name == DROPPED]
         with self.lock:
+            self.reports.extend(reports)
             self.blobs.update(blob.hash for blob in batch.blobs)
             self.metrics += len(values)
             self.values.extend(values)
@@ -331,6 +337,9 @@ class TestDropEndToEnd:
         record = dn.open_store(local.path).run(run.run_id)
         assert record.stats["dropped"] == dropped
         assert len(record.metrics["m"]) == sink.metrics
+        # ... and reported as a run metric, once, at the end
+        assert sink.reports == [float(dropped)]
+        assert [p.value for p in record.metrics["strikes.dropped"]] == [float(dropped)]
         assert sink.values == sorted(set(sink.values))  # in order, none twice
         if policy == "drop_newest":  # what the mailbox held is kept: the first metrics fit
             # (beside the run's own events, which share the 20 slots)
@@ -347,3 +356,4 @@ class TestDropEndToEnd:
                 dn.log_metric("m", i)
         assert run.stats["dropped"] == 0
         assert not [e for e in logs if e["event"].startswith("strikes: mailbox full")]
+        assert sink.reports == []

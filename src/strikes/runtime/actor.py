@@ -27,6 +27,7 @@ from strikes.events import (
     Blob,
     Error,
     Event,
+    Metric,
     Provenance,
     RunFinished,
     RunProvenance,
@@ -66,6 +67,10 @@ class DeliveryPolicy(NamedTuple):
     """Seconds a sink that gave up on a batch is left alone: meanwhile its batches go
     straight to the spool, then one write probes it (the others and the producer never
     wait on a sink that is down)."""
+
+
+DROPPED_METRIC = "strikes.dropped"
+"""Run metric a writer logs at close when its drop policy dropped metrics: how many."""
 
 
 class Ending(NamedTuple):
@@ -220,6 +225,30 @@ class Actor:
             self.put_blob(Blob(digest, data))
         self.put(RunProvenance(self.run_id, self.span_id, "", self.next_seq(), ts, provenance))
         self._wake.set()  # deliver it now: readers see it while the run goes on
+
+    async def _report_dropped(self) -> None:
+        """Log this writer's drop count as the run metric ``strikes.dropped``, at close.
+
+        It waits (bounded) for room first: under a drop policy a put into a full mailbox
+        could cost the report itself. A report that still does not fit is counted in
+        ``stats["dropped"]`` like any other drop.
+        """
+        mailbox = self.mailbox
+        with anyio.move_on_after(self.delivery.timeout):
+            # Room is signalled to producer threads only; poll while the flush loop drains.
+            while not mailbox.has_room():  # noqa: ASYNC110
+                await asyncio.sleep(0.001)
+        self.put(
+            Metric(
+                self.run_id,
+                self.span_id,
+                "",
+                self.next_seq(),
+                time.time_ns(),
+                DROPPED_METRIC,
+                float(mailbox.statistics().dropped),
+            )
+        )
 
     async def _await_capture(self) -> None:
         task = self._capture_task
@@ -526,6 +555,8 @@ class Actor:
             # a full mailbox gets its room and stops.
             await anyio.to_thread.run_sync(sampler.stop)
         await self._await_capture()
+        if self.mailbox.statistics().dropped:
+            await self._report_dropped()
         if ending is None and status_if_open is not None and self.owner and not self.finished:
             ending = Ending(status_if_open, error, time.time_ns(), self.stats())
         if ending is not None:
