@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import socket
 import threading
@@ -111,6 +112,10 @@ class TestApi:
         assert task["outputs"] == {"answer": "4"}
         assert task["scores"] == {"score": 1.0}
         assert "eval.score" in detail["metric_names"]
+        provenance = detail["provenance"]  # where the run came from, captured fields only
+        assert provenance["python_version"] == platform.python_version()
+        assert provenance["hostname"] == socket.gethostname()
+        assert provenance["packages"] > 0
         failed = client.get("/api/runs/judge-run").json()
         (judge,) = failed["tasks"]
         assert judge["status"] == "failed"
@@ -301,6 +306,7 @@ class TestBrowser:
         evaluate.locator("summary").click()
         detail = page.locator("[data-testid=run-detail]")
         assert "what is 2+2?" in detail.inner_text()
+        assert platform.python_version() in detail.locator("[data-testid=provenance]").inner_text()
         assert "score" in evaluate.inner_text()
 
         # a failed task shows its error

@@ -138,6 +138,22 @@ def _run_summary(record: RunRecord) -> dict[str, Any]:
     }
 
 
+def _provenance(record: RunRecord) -> dict[str, Any] | None:
+    """The run's provenance fields that were captured, and its package count."""
+    provenance = record.provenance
+    if provenance is None:
+        return None
+    fields = {
+        name: value
+        for name, value in msgspec.structs.asdict(provenance).items()
+        if value is not None and value not in ({}, [])
+    }
+    packages = record.packages
+    if packages is not None:
+        fields["packages"] = len(packages)
+    return fields
+
+
 def _stats(points: list[MetricPoint]) -> dict[str, Any]:
     values = [p.value for p in points if p.value == p.value]
     return {
@@ -237,6 +253,7 @@ class _Api:
                 "metric_names": sorted(record.metrics),
                 "tasks": [_task(task, errors) for task in record.tasks],
                 "task_count": len(record.all_tasks),
+                "provenance": _provenance(record),
             }
         )
         return _Json(data)

@@ -94,7 +94,7 @@ function renderRuns() {
       el("td", {}, box),
       el("td", { text: run.name, title: run.id }),
       el("td", { text: run.project }),
-      el("td", { text: run.status, class: `status-${run.status}` }),
+      el("td", { text: run.crashed ? "crashed" : run.status, class: `status-${run.crashed ? "failed" : run.status}`, title: run.crashed ? "running, but its writer has gone silent" : "" }),
       el("td", { text: fmtTime(run.started_at) }),
       el("td", { text: fmtDuration(run.duration) }));
     if (run.id === state.focused) row.classList.add("focused");
@@ -227,12 +227,29 @@ function taskNode(task) {
   return details;
 }
 
+function provenanceRows(p) {
+  const rows = [];
+  if (p.git_commit) {
+    const dirty = p.git_dirty ? ", dirty" : ", clean";
+    rows.push(["git", `${p.git_commit.slice(0, 12)}${p.git_branch ? ` on ${p.git_branch}` : ""}${dirty}`]);
+  }
+  if (p.git_remote) rows.push(["remote", p.git_remote]);
+  if (p.command) rows.push(["command", p.command.join(" ")]);
+  if (p.cwd) rows.push(["cwd", p.cwd]);
+  if (p.python_version) rows.push(["python", `${p.python_implementation || ""} ${p.python_version}`.trim()]);
+  if (p.platform) rows.push(["platform", p.platform]);
+  if (p.hostname) rows.push(["host", p.pid ? `${p.hostname} (pid ${p.pid})` : p.hostname]);
+  if (p.packages != null) rows.push(["packages", String(p.packages)]);
+  for (const [name, value] of Object.entries(p.env || {})) rows.push([`$${name}`, value]);
+  return rows;
+}
+
 function renderDetail(run) {
   const pane = document.getElementById("run");
   const metricRows = Object.entries(run.metrics).map(([name, m]) =>
     el("tr", {}, ...[name, m.count, m.last, m.min, m.max].map((v) => el("td", { text: fmtValue(v) }))));
   const children = [
-    el("h2", { text: `${run.name} ` }, el("span", { class: `status-${run.status}`, text: run.status })),
+    el("h2", { text: `${run.name} ` }, el("span", { class: `status-${run.status}`, text: run.crashed ? "crashed" : run.status })),
     kvTable([["id", run.id], ["project", run.project], ["started", fmtTime(run.started_at)],
       ["duration", fmtDuration(run.duration)], ["tags", run.tags.join(", ")], ...(run.error ? [["error", run.error]] : [])]),
     ...errorNodes(run.errors),
@@ -240,6 +257,8 @@ function renderDetail(run) {
     Object.keys(run.params).length ? kvTable(Object.entries(run.params)) : null,
     metricRows.length ? el("h2", { text: "Metrics" }) : null,
     metricRows.length ? el("table", {}, el("tr", {}, ...["metric", "count", "last", "min", "max"].map((h) => el("th", { text: h }))), ...metricRows) : null,
+    run.provenance ? el("h2", { text: "Provenance" }) : null,
+    run.provenance ? el("div", { "data-testid": "provenance" }, kvTable(provenanceRows(run.provenance))) : null,
     run.artifacts.length ? el("h2", { text: "Artifacts" }) : null,
     ...artifactNodes(run.artifacts),
     el("h2", { text: `Tasks (${run.task_count})` }),
