@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,3 +50,11 @@ def memory() -> dn.MemorySink:
 def store(store_dir: Path) -> dn.Store:
     """The test's local store, opened for reading."""
     return dn.open_store(store_dir)
+
+
+@pytest.fixture
+def no_user_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Git ignores the user's config and never finds a repository above ``tmp_path``."""
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))

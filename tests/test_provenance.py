@@ -11,6 +11,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from _git import git
 from strikes import _provenance
 from strikes._provenance import (
     DEFAULT_ENV_ALLOW,
@@ -22,26 +23,10 @@ from strikes._provenance import (
     redact_url,
 )
 
+pytestmark = pytest.mark.usefixtures("no_user_git")
+
 GIT_ONLY = ProvenanceOptions(command=False, python=False, packages=False, env=False)
 NOTHING = ProvenanceOptions(git=False, command=False, python=False, packages=False, env=False)
-
-
-def git(repo: Path, *args: str) -> bytes:
-    """Run git in ``repo`` with a fixed identity and no user configuration."""
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-    ).stdout
-
-
-@pytest.fixture(autouse=True)
-def no_user_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Git ignores the user's config and never finds a repository above ``tmp_path``."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
 
 
 @pytest.fixture

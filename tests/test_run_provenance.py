@@ -21,9 +21,12 @@ import msgspec
 import pytest
 
 import strikes as dn
+from _git import git
 from strikes import _provenance, cli
 from strikes.events import Metric, RunFinished, RunProvenance, RunStarted
 from strikes.store.query import RUN_COLUMNS
+
+pytestmark = pytest.mark.usefixtures("no_user_git")
 
 SAMPLER_THREAD = "strikes-system-metrics"
 SYS_KEYS = {
@@ -32,25 +35,6 @@ SYS_KEYS = {
     "sys.memory.rss_bytes",
     "sys.memory.machine_percent",
 }
-
-
-def git(repo: Path, *args: str) -> str:
-    """Run git in ``repo`` with a fixed identity; return its stdout."""
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-
-
-@pytest.fixture(autouse=True)
-def no_user_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Git ignores the user's config and finds no repository above ``tmp_path``."""
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
 
 
 @pytest.fixture
@@ -122,7 +106,7 @@ class TestProvenanceInRuns:
             pass
         provenance = store.run(run.run_id).provenance
         assert provenance is not None
-        assert provenance.git_commit == git(repo, "rev-parse", "HEAD").strip()
+        assert provenance.git_commit == git(repo, "rev-parse", "HEAD").decode().strip()
         assert provenance.git_branch == "main"
         assert provenance.git_dirty is False
         assert provenance.git_diff_hash is None
@@ -653,7 +637,7 @@ class TestCli:
         (repo / "train.py").write_text("print('v2')\n")
         with dn.run("shown"):
             pass
-        commit = git(repo, "rev-parse", "HEAD").strip()
+        commit = git(repo, "rev-parse", "HEAD").decode().strip()
         code, text = run_cli("show", "shown")
         assert code == 0
         assert "Provenance" in text
