@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import strikes as dn
+from _git import git
 from strikes import _config, _context
 
 pytest_plugins = ["strikes.testing"]
@@ -58,3 +60,17 @@ def no_user_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, no_user_git: None) -> Path:
+    """A git repository with one commit of ``train.py`` on branch ``main``."""
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    directory = tmp_path / "repo"
+    directory.mkdir()
+    git(directory, "init", "-q", "-b", "main")
+    (directory / "train.py").write_text("print('v1')\n")
+    git(directory, "add", "train.py")
+    git(directory, "commit", "-q", "-m", "first")
+    return directory

@@ -29,20 +29,6 @@ GIT_ONLY = ProvenanceOptions(command=False, python=False, packages=False, env=Fa
 NOTHING = ProvenanceOptions(git=False, command=False, python=False, packages=False, env=False)
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    """A repository with one commit of ``train.py`` on branch ``main``."""
-    if _provenance._git_executable() is None:
-        pytest.skip("git is not installed")
-    directory = tmp_path / "repo"
-    directory.mkdir()
-    git(directory, "init", "-q", "-b", "main")
-    (directory / "train.py").write_text("print('v1')\n")
-    git(directory, "add", "train.py")
-    git(directory, "commit", "-q", "-m", "first")
-    return directory
-
-
 class TestGit:
     """Commit, branch, dirty flag, diff and remote of the working directory."""
 

@@ -38,18 +38,10 @@ SYS_KEYS = {
 
 
 @pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The working directory: a repository with one commit of ``train.py`` on ``main``."""
-    if _provenance._git_executable() is None:
-        pytest.skip("git is not installed")
-    directory = tmp_path / "repo"
-    directory.mkdir()
-    git(directory, "init", "-q", "-b", "main")
-    (directory / "train.py").write_text("print('v1')\n")
-    git(directory, "add", "train.py")
-    git(directory, "commit", "-q", "-m", "first")
-    monkeypatch.chdir(directory)
-    return directory
+def repo(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The working directory: the conftest's repository with one commit on ``main``."""
+    monkeypatch.chdir(repo)
+    return repo
 
 
 @pytest.fixture
