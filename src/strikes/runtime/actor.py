@@ -38,7 +38,7 @@ from strikes.runtime.state import RunState
 from strikes.sinks.base import Batch
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from strikes._sysmetrics import SystemSampler
     from strikes.runtime.loop import Runtime
@@ -328,17 +328,7 @@ class Actor:
                 down_until = self._down_until.get(id(sink))
                 if down_until is not None and time.monotonic() < down_until:
                     continue
-                try:
-                    await self.runtime.ensure_open(sink)
-                    async with asyncio.timeout(self.delivery.timeout):
-                        await sink.heartbeat(self.state)
-                except Exception as exc:
-                    _log.warning(
-                        "strikes: heartbeat failed",
-                        sink=sink.name,
-                        run_id=self.run_id,
-                        error="timed out" if isinstance(exc, TimeoutError) else repr(exc),
-                    )
+                await self._call_sink(sink, "heartbeat", lambda s: s.heartbeat(self.state))
 
     async def _deliver_pending(self, *, everything: bool, final: bool = False) -> None:
         """Cut the mailbox into batches and deliver them: one due batch, or everything.
@@ -511,17 +501,23 @@ class Actor:
 
     async def _flush_sinks(self) -> None:
         for sink in self.sinks:
-            try:
-                await self.runtime.ensure_open(sink)
-                async with asyncio.timeout(self.delivery.timeout):
-                    await sink.flush()
-            except Exception as exc:
-                _log.error(
-                    "strikes: sink flush failed",
-                    sink=sink.name,
-                    run_id=self.run_id,
-                    error="timed out" if isinstance(exc, TimeoutError) else repr(exc),
-                )
+            await self._call_sink(sink, "flush", lambda s: s.flush())
+
+    async def _call_sink(
+        self, sink: Sink, what: str, call: Callable[[Sink], Awaitable[None]]
+    ) -> None:
+        """Open ``sink`` if needed and ``call`` it within the delivery timeout; log a failure."""
+        try:
+            await self.runtime.ensure_open(sink)
+            async with asyncio.timeout(self.delivery.timeout):
+                await call(sink)
+        except Exception as exc:
+            _log.warning(
+                f"strikes: sink {what} failed",
+                sink=sink.name,
+                run_id=self.run_id,
+                error="timed out" if isinstance(exc, TimeoutError) else repr(exc),
+            )
 
     async def close(
         self,
