@@ -47,18 +47,27 @@ TITLES = {
 }
 
 # name -> how to get it. "venv": None runs in this interpreter (the project's venv).
+# Peers are pinned: the figures name the versions measured, and an unpinned install of
+# dreadnode spent over 10 minutes in pip's resolver here. Bump them deliberately.
 PEERS: dict[str, dict[str, Any]] = {
     "strikes": {"label": "strikes", "worker": "strikes_worker.py", "venv": None},
     "floor": {"label": "floor (msgspec)", "worker": "floor_worker.py", "venv": None},
-    "dreadnode": {"label": "dreadnode", "worker": "dreadnode_worker.py", "packages": ["dreadnode"]},
+    "dreadnode": {
+        "label": "dreadnode",
+        "worker": "dreadnode_worker.py",
+        "packages": ["dreadnode==2.0.51"],
+    },
     "opentelemetry": {
         "label": "OpenTelemetry",
         "worker": "otel_worker.py",
-        "packages": ["opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-common"],
+        "packages": [
+            "opentelemetry-sdk==1.45.2",
+            "opentelemetry-exporter-otlp-proto-common==1.45.2",
+        ],
     },
-    "mlflow": {"label": "MLflow", "worker": "mlflow_worker.py", "packages": ["mlflow"]},
-    "wandb": {"label": "W&B", "worker": "wandb_worker.py", "packages": ["wandb"]},
-    "logfire": {"label": "Logfire", "worker": "logfire_worker.py", "packages": ["logfire"]},
+    "mlflow": {"label": "MLflow", "worker": "mlflow_worker.py", "packages": ["mlflow==3.17.2"]},
+    "wandb": {"label": "W&B", "worker": "wandb_worker.py", "packages": ["wandb==0.31.0"]},
+    "logfire": {"label": "Logfire", "worker": "logfire_worker.py", "packages": ["logfire==5.2.0"]},
 }
 PLOT_PACKAGES = ["matplotlib"]
 
