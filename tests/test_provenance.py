@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -313,6 +315,33 @@ class TestPackages:
         freeze_packages()
         monkeypatch.syspath_prepend(str(tmp_path))
         assert "fake-pkg==1.2.3" in freeze_packages().decode().splitlines()
+
+    def test_same_list_as_importlib_metadata(self) -> None:
+        """Read from directory names, the list equals what importlib.metadata reports."""
+        expected: dict[str, str] = {}
+        for distribution in importlib.metadata.distributions():
+            name = re.sub(r"[-_.]+", "-", distribution.metadata["Name"]).lower()
+            expected.setdefault(name, distribution.version)
+        frozen = freeze_packages().decode().splitlines()
+        assert frozen == [f"{name}=={expected[name]}" for name in sorted(expected)]
+
+    def test_egg_info_and_odd_names_are_read_from_metadata(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Names a directory listing cannot parse fall back to the distribution's metadata."""
+        egg = tmp_path / "Legacy_Thing.egg-info"
+        egg.mkdir()
+        (egg / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: Legacy.Thing\nVersion: 0.9\n")
+        odd = tmp_path / "odd-name-pkg-2.0.dist-info"  # unescaped dashes: ambiguous
+        odd.mkdir()
+        (odd / "METADATA").write_text("Metadata-Version: 2.1\nName: odd-name-pkg\nVersion: 2.0\n")
+        broken = tmp_path / "broken.dist-info"  # no version, no METADATA: left out
+        broken.mkdir()
+        monkeypatch.syspath_prepend(str(tmp_path))
+        lines = freeze_packages().decode().splitlines()
+        assert "legacy-thing==0.9" in lines
+        assert "odd-name-pkg==2.0" in lines
+        assert not [line for line in lines if line.startswith("broken")]
 
 
 class TestRecord:
