@@ -28,10 +28,24 @@ class Span:
     span_id: str
     parent_id: str
     label: str
-    children: list[TaskSpan[Any]]
+    children: list[TaskSpan[Any]] | tuple[()]
+    """Child tasks in start order; the shared ``()`` until the first (see :meth:`_adopt`)."""
 
     def __init__(self) -> None:
         self._aggregates: dict[str, list[float]] | None = None
+
+    def _adopt(self, child: TaskSpan[Any]) -> None:
+        """Append ``child``; a leaf keeps the shared empty tuple, not a list of its own.
+
+        The run keeps every span until it closes, and each list is one more object the
+        garbage collector walks on every full collection: with most spans leaves, this
+        halves what 100,000 tasks put in its way.
+        """
+        children = self.children
+        if type(children) is tuple:
+            self.children = [child]
+        else:
+            children.append(child)  # type: ignore[union-attr]
 
     def aggregate(self, name: str, value: float, aggregation: str) -> float:
         """Fold ``value`` into the running aggregate of metric ``name`` and return the result."""

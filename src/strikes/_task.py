@@ -120,7 +120,7 @@ class TaskSpan(Span, Generic[R]):
         self.attributes = {k: to_builtins(v) for k, v in (attributes or {}).items()}
         self.span_id = new_span_id()
         self.parent_id = ""
-        self.children = []
+        self.children = ()
         self.inputs: dict[str, Any] = {}
         self.outputs: dict[str, Any] = {}
         self.metrics: dict[str, list[MetricPoint]] = {}
@@ -143,7 +143,7 @@ class TaskSpan(Span, Generic[R]):
         span.attributes = attributes
         span.span_id = new_span_id()
         span.parent_id = ""
-        span.children = []
+        span.children = ()
         span.inputs = {}
         span.outputs = {}
         span.metrics = {}
@@ -212,7 +212,7 @@ class TaskSpan(Span, Generic[R]):
         run: Run = parent.run
         self.run = run
         self.parent_id = parent_id = parent.span_id
-        parent.children.append(self)
+        parent._adopt(self)
         started = self._started_ns = _time_ns()
         run.put(
             TaskStarted(
@@ -743,7 +743,7 @@ class Task(Generic[P, R]):
         span.tags = tags = self.tags
         span.attributes = attributes = self.attributes
         span.span_id = span_id = new_span_id()
-        span.children = []
+        span.children = ()
         span.inputs = {}
         span.outputs = {}
         span.metrics = {}
@@ -757,7 +757,7 @@ class Task(Generic[P, R]):
         else:
             span.run = run = parent.run
             span.parent_id = parent_id = parent.span_id
-            parent.children.append(span)
+            parent._adopt(span)
             run.put(
                 TaskStarted(
                     run.run_id,
