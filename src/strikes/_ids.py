@@ -114,9 +114,14 @@ def new_run_id() -> str:
     return f"{millis & 0xFFFFFFFFFFFF:012x}{_random.getrandbits(80):020x}"
 
 
+_getrandbits = random.getrandbits
+_to_bytes = int.to_bytes
+
+
 def new_span_id() -> str:
     """16 hex digits, never all zeros (an invalid OpenTelemetry span id)."""
-    return f"{random.getrandbits(64) or 1:016x}"
+    # bytes.hex() is about twice as fast as f"{n:016x}", and this runs on every task call.
+    return _to_bytes(_getrandbits(64) or 1, 8, "big").hex()
 
 
 def random_run_name() -> str:
