@@ -9,7 +9,9 @@ import msgspec
 
 from strikes.events import (
     Event,
+    Input,
     Metric,
+    Output,
     Param,
     Provenance,
     RunFinished,
@@ -112,16 +114,31 @@ class RunState:
             self.last_seen = events[-1].ts
 
     def _fold_others(self, events: list[Event]) -> dict[str, list[Metric]]:
-        """Fold every event but metrics; return the tasks' metrics grouped as label.name."""
+        """Fold every event but run metrics; return the tasks' metrics grouped as label.name.
+
+        Dispatch is on ``type(event) is ...``: a ``match`` with class patterns costs an
+        ``isinstance`` through msgspec's metaclass per case, about 1.6 us per event, and a
+        task call makes four events.
+        """
         mirrored: dict[str, list[Metric]] = {}
         labels = self._labels
         for event in events:
-            if type(event) is not Metric:
-                self._fold_other(event)
-            elif event.parent_id:  # a task's metric, mirrored on the run as label.name
-                label = labels.get(event.span_id)
-                if label:
-                    mirrored.setdefault(f"{label}.{event.name}", []).append(event)
+            kind = type(event)
+            if kind is Metric:
+                if event.parent_id:  # a task's metric, mirrored on the run as label.name
+                    label = labels.get(event.span_id)
+                    if label:
+                        name = f"{label}.{event.name}"  # type: ignore[attr-defined]
+                        mirrored.setdefault(name, []).append(event)  # type: ignore[arg-type]
+            elif kind is Input or kind is Output:
+                continue  # values are read from the segments, never summarised
+            elif kind is TaskStarted:
+                self.tasks += 1
+                labels[event.span_id] = event.label  # type: ignore[attr-defined]
+            elif kind is TaskFinished:
+                labels.pop(event.span_id, None)
+            else:
+                self._fold_rare(event)
         return mirrored
 
     def _summarise_all(self, groups: dict[str, list[Metric]]) -> None:
@@ -144,29 +161,25 @@ class RunState:
         summary.last = points[-1].value
         summary.last_step = points[-1].step
 
-    def _fold_other(self, event: Event) -> None:
-        match event:
-            case RunStarted():
-                self.name = event.name
-                self.project = event.project
-                self.tags.extend(t for t in event.tags if t not in self.tags)
-                self.attributes = dict(event.attributes)
-                self.started_at = event.ts
-            case RunFinished():
-                self.status = event.status
-                self.error = event.error
-                self.ended_at = event.ts
-                self.stats = dict(event.stats)
-            case Param() if not event.parent_id:
-                self.params[event.name] = event.value
-            case Tag() if not event.parent_id:
-                self.tags.extend(t for t in event.tags if t not in self.tags)
-            case TaskStarted():
-                self.tasks += 1
-                self._labels[event.span_id] = event.label
-            case TaskFinished():
-                self._labels.pop(event.span_id, None)
-            case RunProvenance():
-                self.provenance = event.provenance
-            case _:
-                pass
+    def _fold_rare(self, event: Event) -> None:
+        """Fold an event that comes once or a few times per run."""
+        kind = type(event)
+        if kind is RunStarted:
+            started: RunStarted = event  # type: ignore[assignment]
+            self.name = started.name
+            self.project = started.project
+            self.tags.extend(t for t in started.tags if t not in self.tags)
+            self.attributes = dict(started.attributes)
+            self.started_at = started.ts
+        elif kind is RunFinished:
+            finished: RunFinished = event  # type: ignore[assignment]
+            self.status = finished.status
+            self.error = finished.error
+            self.ended_at = finished.ts
+            self.stats = dict(finished.stats)
+        elif kind is Param and not event.parent_id:
+            self.params[event.name] = event.value  # type: ignore[attr-defined]
+        elif kind is Tag and not event.parent_id:
+            self.tags.extend(t for t in event.tags if t not in self.tags)  # type: ignore[attr-defined]
+        elif kind is RunProvenance:
+            self.provenance = event.provenance  # type: ignore[attr-defined]
