@@ -520,15 +520,11 @@ class _Loaded:
                 continue
             target = spans.get(event.span_id, root)
             match event:
-                case RunStarted():
-                    root.id = event.span_id
-                    root.started_at = _datetime(event.ts)
-                    root.tags.extend(t for t in event.tags if t not in root.tags)
-                case RunFinished():
-                    loaded.status = event.status
-                    loaded.error = event.error
-                    loaded.ended_at = event.ts
-                    loaded.stats = dict(event.stats)
+                # Most frequent first: a class pattern that misses costs ~0.13 us.
+                case Input():
+                    target.inputs[event.name] = value_of(event)
+                case Output():
+                    target.outputs[event.name] = value_of(event)
                 case TaskStarted():
                     parent = spans.get(event.parent_id)
                     record = TaskRecord(
@@ -553,10 +549,16 @@ class _Loaded:
                     target.params[event.name] = event.value
                 case Tag():
                     target.tags.extend(t for t in event.tags if t not in target.tags)
-                case Input():
-                    target.inputs[event.name] = value_of(event)
-                case Output():
-                    target.outputs[event.name] = value_of(event)
+                case Error():
+                    loaded.errors.append(
+                        ErrorRecord(
+                            event.type,
+                            event.message,
+                            event.traceback,
+                            event.span_id,
+                            _datetime(event.ts),
+                        )
+                    )
                 case Artifact():
                     target.artifacts.append(
                         ArtifactRecord(
@@ -568,18 +570,17 @@ class _Loaded:
                             layout,
                         )
                     )
+                case RunStarted():
+                    root.id = event.span_id
+                    root.started_at = _datetime(event.ts)
+                    root.tags.extend(t for t in event.tags if t not in root.tags)
+                case RunFinished():
+                    loaded.status = event.status
+                    loaded.error = event.error
+                    loaded.ended_at = event.ts
+                    loaded.stats = dict(event.stats)
                 case RunProvenance():
                     loaded.provenance = event.provenance
-                case Error():
-                    loaded.errors.append(
-                        ErrorRecord(
-                            event.type,
-                            event.message,
-                            event.traceback,
-                            event.span_id,
-                            _datetime(event.ts),
-                        )
-                    )
                 case _:
                     pass
         loaded.params = root.params
