@@ -32,6 +32,11 @@ def store_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]
         "STRIKES_BACKPRESSURE",
         "STRIKES_CONSOLE",
         "STRIKES_BATCH_SIZE",
+        "STRIKES_MAX_BATCH_SIZE",
+        "STRIKES_MAILBOX_SIZE",
+        "STRIKES_FLUSH_INTERVAL",
+        "STRIKES_PROVENANCE",
+        "STRIKES_SYSTEM_METRICS",
     ):
         monkeypatch.delenv(name, raising=False)
     _config._settings = None

@@ -22,6 +22,7 @@ class TestDefaults:
             10_000,
             "block",
         )
+        assert settings.max_batch_size == 8000  # batches grow up to 8x when behind
 
     def test_default_dir_is_dot_strikes(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Without $STRIKES_DIR the store is ./.strikes."""
@@ -87,6 +88,8 @@ class TestValidation:
             ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
             ({"batch_size": 1.5}, TypeError, "batch_size must be an int"),
             ({"mailbox_size": 10, "batch_size": 100}, ValueError, "mailbox_size"),
+            ({"max_batch_size": 10, "batch_size": 100}, ValueError, "max_batch_size"),
+            ({"max_batch_size": "big"}, TypeError, "max_batch_size must be an int"),
             ({"flush_interval": 0}, ValueError, "flush_interval"),
             ({"flush_interval": float("nan")}, ValueError, "flush_interval"),
             ({"flush_interval": "1"}, TypeError, "flush_interval"),

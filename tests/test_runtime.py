@@ -30,7 +30,7 @@ def _wait_until(predicate: object, timeout: float = 10.0) -> bool:
 class TestFlushTriggers:
     def test_flush_by_size(self, memory: dn.MemorySink) -> None:
         """A full batch is delivered without waiting for the interval or the run's end."""
-        dn.configure(sinks=[memory], batch_size=100, flush_interval=3600)
+        dn.configure(sinks=[memory], batch_size=100, max_batch_size=100, flush_interval=3600)
         with dn.run("sized"):
             for i in range(250):
                 dn.log_metric("m", i)
@@ -39,6 +39,24 @@ class TestFlushTriggers:
             assert [len(batch.events) for batch in memory.batches] == [100, 100]
         assert len(memory.of_type(Metric)) == 250
         assert max(len(batch.events) for batch in memory.batches) <= 100
+
+    def test_behind_by_batches_delivers_them_as_one_up_to_the_cap(
+        self, memory: dn.MemorySink
+    ) -> None:
+        """A backlog of several batches goes out in batches of up to max_batch_size."""
+        dn.configure(sinks=[memory], batch_size=100, mailbox_size=5000, flush_interval=3600)
+        with dn.run("behind") as run:
+            actor = run._actor
+            assert actor is not None
+            actor.mailbox.wake_pending = True  # hold the wake-up: let a backlog build
+            for i in range(2000):
+                dn.log_metric("m", i)
+            actor.mailbox.wake_pending = False
+            dn.push_update()
+        sizes = [len(batch.events) for batch in memory.batches]
+        assert max(sizes) == 800  # 8 x batch_size, the default cap
+        assert sum(sizes) == len(memory.events)
+        assert [e.value for e in memory.of_type(Metric)] == [float(i) for i in range(2000)]
 
     def test_flush_by_age(self, memory: dn.MemorySink) -> None:
         """Fewer events than a batch are delivered once the flush interval passes."""

@@ -31,6 +31,8 @@ DEFAULT_PROJECT = "Default"
 DEFAULT_FLUSH_INTERVAL = 1.0
 DEFAULT_BATCH_SIZE = 1000
 DEFAULT_MAILBOX_SIZE = 10_000
+MAX_BATCH_FACTOR = 8
+"""Without ``max_batch_size``, a batch grows to this many times ``batch_size`` when behind."""
 DEFAULT_HEARTBEAT_INTERVAL = 5.0
 DEFAULT_SYSTEM_METRICS_INTERVAL = 5.0
 _PROVENANCE_PARTS = ("git", "diff", "command", "python", "packages", "env")
@@ -61,6 +63,8 @@ class Settings:
     """Seconds between system-metric samples; ``None`` samples nothing."""
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     """Seconds of silence after which an open run's owner says it is alive (0: never)."""
+    max_batch_size: int = 0
+    """The most events a batch takes when the actor is behind (0: ``batch_size``)."""
 
 
 def _env(name: str, parse: Callable[[str], T], default: T) -> T:
@@ -231,6 +235,7 @@ def configure(
     provenance: bool | ProvenanceOptions | None = None,
     system_metrics: bool | float | None = None,
     heartbeat_interval: float | None = None,
+    max_batch_size: int | None = None,
 ) -> Settings:
     """Set how new runs record; every argument left out takes its environment or default value.
 
@@ -239,6 +244,9 @@ def configure(
     or a :class:`ProvenanceOptions` choosing the parts; ``system_metrics`` (default off)
     is ``True`` or the seconds between samples (needs ``strikes[system]``);
     ``heartbeat_interval`` is how often a silent open run says it is alive (0: never).
+    A batch is cut at ``batch_size`` events; when the actor is behind by several batches
+    it delivers up to ``max_batch_size`` (default ``8 * batch_size``) at once, fewer
+    writes per event; set it to ``batch_size`` for sinks that need a hard cap.
     Raises ``TypeError``/``ValueError`` naming the bad argument (or environment
     variable), ``ImportError`` when system metrics are asked for without psutil.
     Returns the new settings.
@@ -266,6 +274,14 @@ def configure(
     )
     if mailbox < batch:
         raise ValueError(f"mailbox_size ({mailbox}) must be >= batch_size ({batch})")
+    largest = _check_positive_int(
+        "max_batch_size",
+        max_batch_size
+        if max_batch_size is not None
+        else _env("STRIKES_MAX_BATCH_SIZE", int, batch * MAX_BATCH_FACTOR),
+    )
+    if largest < batch:
+        raise ValueError(f"max_batch_size ({largest}) must be >= batch_size ({batch})")
     policy = _check_backpressure(
         backpressure if backpressure is not None else _env("STRIKES_BACKPRESSURE", str, "block")
     )
@@ -311,6 +327,7 @@ def configure(
         provenance=provenance_options,
         system_metrics=sampling,
         heartbeat_interval=heartbeat,
+        max_batch_size=largest,
     )
     global _settings  # noqa: PLW0603 - process-wide defaults for new runs
     with _lock:

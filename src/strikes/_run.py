@@ -189,6 +189,7 @@ class Run(Span):
             span_id=self.span_id,
             sinks=settings.sinks,
             batch_size=settings.batch_size,
+            max_batch_size=settings.max_batch_size or settings.batch_size,
             mailbox_size=settings.mailbox_size,
             backpressure=settings.backpressure,
             flush_interval=settings.flush_interval,

@@ -129,6 +129,7 @@ class Actor:
         owner: bool,
         spool_dir: Path | None = None,
         heartbeat_interval: float | None = None,
+        max_batch_size: int | None = None,
     ) -> None:
         self.runtime = runtime
         self.run_id = run_id
@@ -136,6 +137,7 @@ class Actor:
         self.writer_id = f"{time.time_ns():x}-{os.getpid()}-{random.getrandbits(32):08x}"
         self.sinks = tuple(sinks)
         self.batch_size = batch_size
+        self.max_batch_size = max(batch_size, max_batch_size or batch_size)
         self.flush_interval = flush_interval
         self.delivery = delivery
         self.owner = owner
@@ -341,7 +343,15 @@ class Actor:
             mailbox = self.mailbox
             remaining = len(mailbox)
             while True:
-                limit = min(self.batch_size, remaining) if everything else self.batch_size
+                # Behind by two batches or more, deliver up to max_batch_size at once: each
+                # delivery costs the runtime thread a few trips for the GIL (the CRC, a
+                # write on aiofiles' thread), and a producer in a loop holds it for up to
+                # the 5 ms switch interval each time; batching up keeps the actor ahead.
+                backlog = remaining if everything else len(mailbox)
+                if backlog >= 2 * self.batch_size:
+                    limit = min(backlog, self.max_batch_size)
+                else:
+                    limit = min(self.batch_size, backlog) if everything else self.batch_size
                 events = mailbox.drain(limit)
                 remaining -= len(events)
                 if everything:
