@@ -30,7 +30,15 @@ def _wait_until(predicate: object, timeout: float = 10.0) -> bool:
 class TestFlushTriggers:
     def test_flush_by_size(self, memory: dn.MemorySink) -> None:
         """A full batch is delivered without waiting for the interval or the run's end."""
-        dn.configure(sinks=[memory], batch_size=100, max_batch_size=100, flush_interval=3600)
+        # provenance off: its event arrives when the capture ends and is delivered at
+        # once, with whatever is pending, which would cut a batch at an arbitrary point
+        dn.configure(
+            sinks=[memory],
+            batch_size=100,
+            max_batch_size=100,
+            flush_interval=3600,
+            provenance=False,
+        )
         with dn.run("sized"):
             for i in range(250):
                 dn.log_metric("m", i)
@@ -44,7 +52,13 @@ class TestFlushTriggers:
         self, memory: dn.MemorySink
     ) -> None:
         """A backlog of several batches goes out in batches of up to max_batch_size."""
-        dn.configure(sinks=[memory], batch_size=100, mailbox_size=5000, flush_interval=3600)
+        dn.configure(
+            sinks=[memory],
+            batch_size=100,
+            mailbox_size=5000,
+            flush_interval=3600,
+            provenance=False,  # its event would be delivered at once, mid-backlog
+        )
         with dn.run("behind") as run:
             actor = run._actor
             assert actor is not None
