@@ -157,12 +157,24 @@ class TaskRecord:
     metrics: dict[str, list[MetricPoint]] = field(default_factory=dict)
     artifacts: list[ArtifactRecord] = field(default_factory=list)
     tasks: list[TaskRecord] = field(default_factory=list)
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
+    started_ns: int = 0
+    """Start time in ns since the epoch (0: unknown); ``started_at`` as a datetime."""
+    ended_ns: int = 0
+    """End time in ns since the epoch (0: still running); ``ended_at`` as a datetime."""
     finished: bool = False
     run_id: str = ""
     depth: int = 0
     """0 for a top-level task, one more per level below."""
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the task started, as an aware UTC datetime (made when asked: loads stay fast)."""
+        return _datetime(self.started_ns)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        """When the task ended, as an aware UTC datetime; ``None`` while it runs."""
+        return _datetime(self.ended_ns)
 
     @property
     def status(self) -> str:
@@ -179,9 +191,9 @@ class TaskRecord:
     @property
     def duration(self) -> float | None:
         """Seconds from start to end, if it ended."""
-        if self.started_at is None or self.ended_at is None:
+        if not self.started_ns or not self.ended_ns:
             return None
-        return (self.ended_at - self.started_at).total_seconds()
+        return (self.ended_ns // 1000 - self.started_ns // 1000) / 1e6
 
     @property
     def all_tasks(self) -> list[TaskRecord]:
@@ -534,7 +546,7 @@ class _Loaded:
                         parent_id=event.parent_id,
                         tags=list(event.tags),
                         attributes=dict(event.attributes),
-                        started_at=_datetime(event.ts),
+                        started_ns=event.ts,
                         run_id=manifest.id,
                         depth=0 if parent is None else parent.depth + 1,
                     )
@@ -543,7 +555,7 @@ class _Loaded:
                 case TaskFinished():
                     target.failed = event.failed
                     target.error = event.error
-                    target.ended_at = _datetime(event.ts)
+                    target.ended_ns = event.ts
                     target.finished = True
                 case Param():
                     target.params[event.name] = event.value
@@ -572,7 +584,7 @@ class _Loaded:
                     )
                 case RunStarted():
                     root.id = event.span_id
-                    root.started_at = _datetime(event.ts)
+                    root.started_ns = event.ts
                     root.tags.extend(t for t in event.tags if t not in root.tags)
                 case RunFinished():
                     loaded.status = event.status
